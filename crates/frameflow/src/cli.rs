@@ -1,0 +1,147 @@
+//! Command-line definitions: every flag once, with its help text.
+
+use clap::{Args, Parser, Subcommand};
+use frameflow::pipeline::Overload;
+use frameflow::source::RtspTransport;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "frameflow",
+    version,
+    about = "Live video → processed still frames: decode, Pillow-exact filters, atomic image files",
+    long_about = "frameflow reads a video stream or file with the FFmpeg libraries, runs every \
+selected frame through a chain of image filters whose results are bit-identical to Pillow's, \
+and writes each result atomically as an image file.",
+    after_help = "Examples:\n  frameflow run -i http://127.0.0.1:8090/test1.mpg -f emboss -o frames\n  \
+frameflow run -i clip.mp4 -f emboss,grayscale --format png -o out\n  frameflow probe clip.mp4\n  frameflow filters"
+)]
+pub struct Cli {
+    /// Only errors on stderr: no summary, no warnings.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// More detail on stderr (-v: progress info, -vv: debug, also FFmpeg's own log).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Stream or file → frames → filters → image files.
+    #[command(after_help = "Examples:\n  \
+# the 2018 job: a live MPEG-PS stream over HTTP, embossed, as JPEG files\n  \
+frameflow run -i http://127.0.0.1:8090/test1.mpg -f emboss -o frames\n  \
+# every frame of a file, lossless, numbered after what is already in out/\n  \
+frameflow run -i clip.mp4 -f emboss --format png -o out\n  \
+# an RTSP camera, 10 s, named by stream time\n  \
+frameflow run -i rtsp://127.0.0.1:8554/cam -f sharpen --duration 10 --name '{pts:09}.jpg'\n  \
+# a synthetic source\n  \
+frameflow run -i lavfi:testsrc2=size=1280x720:rate=30 -f emboss --max-frames 100\n  \
+# a V4L2 camera\n  \
+frameflow run -i v4l2:/dev/video0 -f grayscale -o cam")]
+    Run(RunArgs),
+    /// Print the streams of an input: codec, size, frame rate, duration, colour tags.
+    #[command(after_help = "Examples:\n  frameflow probe clip.mp4\n  frameflow probe --json rtsp://127.0.0.1:8554/cam")]
+    Probe(ProbeArgs),
+    /// List every filter with its parameters, defaults and the Pillow call it matches.
+    #[command(after_help = "Examples:\n  frameflow filters")]
+    Filters,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Input: a path, http(s)://, rtsp://, rtmp://, srt://, udp://, tcp://, an HLS playlist,
+    /// lavfi:<graph>, v4l2:<device>, or - for stdin.
+    #[arg(short, long, value_name = "SRC")]
+    pub input: String,
+    /// Filter chain, e.g. emboss or emboss,grayscale (see `frameflow filters`). Empty: no filter.
+    #[arg(short = 'f', long = "filter", value_name = "CHAIN", default_value = "")]
+    pub chain: String,
+    /// Output directory (created if missing).
+    #[arg(short, long = "out", value_name = "DIR", default_value = "./frames")]
+    pub out: PathBuf,
+    /// Output name template: {index} {index:06} {pts} {time} {stream} {stem} {ext}.
+    #[arg(long, value_name = "TEMPLATE", default_value = "frame{index:06}.{ext}")]
+    pub name: String,
+    /// Image format: jpg, png, webp, bmp, ppm (default: from the template's extension, else jpg).
+    #[arg(long, value_name = "FMT")]
+    pub format: Option<String>,
+    /// JPEG/WebP quality, 1..100 (JPEG: 4:2:0, as Pillow saves).
+    #[arg(long, value_name = "Q", default_value_t = 75, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub quality: u8,
+    /// One frame per 1/R s of stream time.
+    #[arg(long, value_name = "R", value_parser = positive_f64)]
+    pub fps: Option<f64>,
+    /// Every Nth decoded frame.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub every: Option<u64>,
+    /// Skip non-key packets before decoding.
+    #[arg(long)]
+    pub keyframes_only: bool,
+    /// Skip the first S seconds of stream time.
+    #[arg(long, value_name = "S", value_parser = non_negative_f64)]
+    pub start: Option<f64>,
+    /// Stop after S seconds of stream time.
+    #[arg(long, value_name = "S", value_parser = positive_f64)]
+    pub duration: Option<f64>,
+    /// Stop after writing N frames.
+    #[arg(long, value_name = "N")]
+    pub max_frames: Option<u64>,
+    /// Worker threads (filter + encode + write). Default: number of cores.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub workers: Option<u64>,
+    /// Frames in flight between the decoder and the workers.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub queue: u64,
+    /// When the workers fall behind: block, drop-oldest or drop-newest
+    /// (default: block for files, drop-oldest for live inputs). Every drop is counted.
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub overload: Option<Overload>,
+    /// No data for S seconds = stalled (network inputs; also bounds connecting).
+    #[arg(long, value_name = "S", default_value_t = 10.0, value_parser = positive_f64)]
+    pub timeout: f64,
+    /// RTSP transport.
+    #[arg(long, value_enum, default_value = "tcp")]
+    pub rtsp_transport: RtspTransport,
+    /// Replace existing outputs and number from 0 (default: continue after the highest index).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Label of the stream, for {stream} and the stats (default: from the input name).
+    #[arg(long, value_name = "NAME")]
+    pub label: Option<String>,
+    /// Write the run's statistics as JSON to PATH (updated every 2 s and at the end).
+    #[arg(long, value_name = "PATH")]
+    pub stats_json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Input, as for `run -i`.
+    #[arg(value_name = "SRC")]
+    pub input: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds to wait for a network input.
+    #[arg(long, value_name = "S", default_value_t = 10.0, value_parser = positive_f64)]
+    pub timeout: f64,
+    /// RTSP transport.
+    #[arg(long, value_enum, default_value = "tcp")]
+    pub rtsp_transport: RtspTransport,
+}
+
+fn positive_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("expected a number > 0, got '{s}'")),
+    }
+}
+
+fn non_negative_f64(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("expected a number >= 0, got '{s}'")),
+    }
+}

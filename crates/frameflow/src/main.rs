@@ -1,0 +1,272 @@
+//! The `frameflow` binary: argument parsing, logging, signals and exit codes.
+//! Exit codes: 0 success, 1 runtime failure, 2 usage error.
+
+mod cli;
+
+use anyhow::Context as _;
+use clap::Parser;
+use cli::{Cli, Command, ProbeArgs, RunArgs};
+use frameflow::filters::{Chain, Mode, ParamDefault, describe_filters};
+use frameflow::pipeline::{self, Control, Overload, RunConfig, Sampling};
+use frameflow::sink::atomic;
+use frameflow::sink::encode::{EncodeOptions, ImageFormat};
+use frameflow::sink::naming::Template;
+use frameflow::source::{self, InputSpec, OpenOptions};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// An error at the edge, with the exit code it maps to.
+enum Failure {
+    Usage(anyhow::Error),
+    Runtime(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::Runtime(e.into())
+    }
+}
+
+fn usage(e: impl Into<anyhow::Error>) -> Failure {
+    Failure::Usage(e.into())
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    init_logging(&cli);
+    let res = match &cli.command {
+        Command::Run(a) => cmd_run(a, &cli),
+        Command::Probe(a) => cmd_probe(a),
+        Command::Filters => cmd_filters(),
+    };
+    match res {
+        Ok(code) => code,
+        Err(Failure::Usage(e)) => {
+            eprintln!("frameflow: error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("frameflow: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let (ours, av) = match (cli.quiet, cli.verbose) {
+        (true, _) => ("error", ffmpeg_next::ffi::AV_LOG_QUIET),
+        (false, 0) => ("warn", ffmpeg_next::ffi::AV_LOG_QUIET),
+        (false, 1) => ("info", ffmpeg_next::ffi::AV_LOG_ERROR),
+        (false, _) => ("debug", ffmpeg_next::ffi::AV_LOG_WARNING),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FRAMEFLOW_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("frameflow={ours}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .try_init();
+    source::init_ffmpeg(av);
+}
+
+/// Installs SIGINT/SIGTERM handling: the first signal asks for a clean stop, the second
+/// removes our temporary files and exits at once.
+fn install_signals(control: &Control, out_dir: std::path::PathBuf) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
+    let control = control.clone();
+    std::thread::Builder::new()
+        .name("ff-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if control.stop.swap(true, Ordering::SeqCst) {
+                    control.abort.store(true, Ordering::SeqCst);
+                    atomic::remove_own_temps(&out_dir);
+                    eprintln!("frameflow: aborted by second signal");
+                    std::process::exit(128 + sig);
+                }
+                tracing::warn!("signal {sig}: finishing frames in flight (again to abort)");
+            }
+        })
+        .context("starting the signal thread")?;
+    Ok(())
+}
+
+/// The image format: --format, else the template's literal extension, else JPEG.
+fn pick_format(args: &RunArgs, template: &Template) -> Result<ImageFormat, Failure> {
+    let from_flag = args
+        .format
+        .as_deref()
+        .map(|f| f.parse::<ImageFormat>().map_err(|e| usage(anyhow::anyhow!("--format: {e}"))))
+        .transpose()?;
+    let from_name = match template.literal_extension() {
+        None => None,
+        Some(ext) => Some(ImageFormat::from_extension(ext).ok_or_else(|| {
+            usage(anyhow::anyhow!(
+                "--name '{template}': cannot tell the image format from '.{ext}' (use jpg, png, webp, bmp or ppm, or {{ext}})"
+            ))
+        })?),
+    };
+    match (from_flag, from_name) {
+        (Some(f), Some(n)) if f != n => Err(usage(anyhow::anyhow!(
+            "--format {f} disagrees with the extension of --name '{template}'"
+        ))),
+        (Some(f), _) | (None, Some(f)) => Ok(f),
+        (None, None) => Ok(ImageFormat::Jpeg),
+    }
+}
+
+fn cmd_run(args: &RunArgs, cli: &Cli) -> Result<ExitCode, Failure> {
+    let input = InputSpec::parse(&args.input).map_err(usage)?;
+    let chain = Chain::parse(&args.chain).map_err(|e| usage(anyhow::anyhow!("-f '{}': {e}", args.chain)))?;
+    let template = Template::parse(&args.name).map_err(usage)?;
+    let format = pick_format(args, &template)?;
+    let out_mode = chain
+        .output_mode(Mode::Rgb)
+        .map_err(|e| usage(anyhow::anyhow!("-f '{}': {e}", args.chain)))?;
+    if !format.supports(out_mode) {
+        return Err(usage(anyhow::anyhow!(
+            "-f '{}' produces {} images, which {format} cannot store",
+            args.chain,
+            out_mode.name()
+        )));
+    }
+    let workers = args.workers.map_or_else(
+        || std::thread::available_parallelism().map_or(2, |n| n.get()),
+        |n| n as usize,
+    );
+    let overload = args.overload.unwrap_or(if input.is_live() {
+        Overload::DropOldest
+    } else {
+        Overload::Block
+    });
+    let label = args.label.clone().unwrap_or_else(|| input.default_label());
+    let cfg = RunConfig {
+        open: OpenOptions {
+            timeout: Duration::from_secs_f64(args.timeout),
+            rtsp_transport: args.rtsp_transport,
+            keyframes_only: args.keyframes_only,
+        },
+        chain,
+        out_dir: args.out.clone(),
+        template,
+        encode: EncodeOptions {
+            format,
+            quality: args.quality,
+        },
+        workers,
+        queue: args.queue as usize,
+        overload,
+        sampling: Sampling {
+            fps: args.fps,
+            every: args.every,
+            start: args.start,
+            duration: args.duration,
+            max_frames: args.max_frames,
+        },
+        overwrite: args.overwrite,
+        label,
+        stats_json: args.stats_json.clone(),
+        input,
+    };
+    let control = Control::default();
+    install_signals(&control, cfg.out_dir.clone())?;
+    let outcome = pipeline::run(&cfg, &control)?;
+    if let Some(path) = &cfg.stats_json {
+        outcome
+            .report
+            .write(path)
+            .with_context(|| format!("writing --stats-json {}", path.display()))?;
+    }
+    let r = &outcome.report;
+    if !cli.quiet {
+        let s = &r.streams[0];
+        let names = if r.frames_written > 0 && cfg.template.has_index() {
+            let first = cfg.template.render(&frameflow::sink::naming::NameValues {
+                index: outcome.first_index,
+                ext: format.extension(),
+                stream: &cfg.label,
+                ..Default::default()
+            });
+            format!(" (first: {first})")
+        } else {
+            String::new()
+        };
+        let lat = match (s.latency_ms.p50, s.latency_ms.p99) {
+            (Some(a), Some(b)) => format!("; latency p50 {a:.1} ms, p99 {b:.1} ms"),
+            _ => String::new(),
+        };
+        eprintln!(
+            "frameflow: wrote {} frames to {}{names}; decoded {}, dropped {}, failed {}; {:.1} s, {:.1} fps{lat}",
+            r.frames_written,
+            cfg.out_dir.display(),
+            r.frames_decoded,
+            r.frames_dropped,
+            r.frames_failed,
+            r.elapsed_s,
+            r.fps,
+        );
+    }
+    if let Some(e) = outcome.source_error {
+        return Err(Failure::Runtime(e.into()));
+    }
+    if r.frames_failed > 0 {
+        return Err(Failure::Runtime(anyhow::anyhow!(
+            "input '{}': {} frame(s) failed (see above)",
+            cfg.input.raw,
+            r.frames_failed
+        )));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_probe(args: &ProbeArgs) -> Result<ExitCode, Failure> {
+    let input = InputSpec::parse(&args.input).map_err(usage)?;
+    let opts = OpenOptions {
+        timeout: Duration::from_secs_f64(args.timeout),
+        rtsp_transport: args.rtsp_transport,
+        keyframes_only: false,
+    };
+    let info = source::probe::probe(&input, &opts)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+    } else {
+        print!("{info}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_filters() -> Result<ExitCode, Failure> {
+    let mut out = String::new();
+    out.push_str("Filters (chain them with commas: emboss,grayscale,resize=320x180):\n\n");
+    for f in describe_filters() {
+        let params: Vec<String> = f
+            .params
+            .iter()
+            .map(|p| match p.default {
+                ParamDefault::Required => p.name.to_string(),
+                ParamDefault::Value(v) => format!("{}={v}", p.name),
+                ParamDefault::Computed(v) => format!("{}=<{v}>", p.name),
+            })
+            .collect();
+        let sig = if params.is_empty() {
+            f.name.to_string()
+        } else {
+            format!("{}={}", f.name, params.join(":"))
+        };
+        out.push_str(&format!("  {sig}\n      {}\n      Pillow: {}\n", f.help, f.pillow));
+        for p in f.params {
+            out.push_str(&format!("      - {}: {}\n", p.name, p.help));
+        }
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}

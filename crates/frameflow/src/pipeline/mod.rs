@@ -1,0 +1,499 @@
+//! The `run` pipeline: one decode thread → a bounded queue → N workers (filter, encode,
+//! write a temporary file) → an in-order committer that names and renames.
+//!
+//! Invariants:
+//! - Frames in memory are bounded by the buffer pool (`queue + workers + 1` buffers).
+//! - Output names are assigned at commit time, in decode order, with no gaps: which
+//!   worker finishes first changes nothing on disk.
+//! - A file appears under its final name only when complete (see [`crate::sink::atomic`]).
+
+pub mod stats;
+
+use crate::frames::{BufferPool, Frame};
+use crate::sink::atomic::{AtomicDir, Replace, TempFile, WriteError};
+use crate::sink::encode::{EncodeError, EncodeOptions, Encoder};
+use crate::sink::naming::{NameValues, Template};
+use crate::source::{InputSpec, OpenOptions, Source, SourceError};
+use crossbeam_channel::{Receiver, Sender};
+use frameflow_filters::{Chain, FilterError, Scratch};
+use stats::{DropReason, Report, Stats};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// What to do when frames arrive faster than the workers write them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Overload {
+    /// Wait: the decoder (and so the input) is slowed down. Default for files.
+    Block,
+    /// Discard the oldest queued frame. Default for live inputs.
+    DropOldest,
+    /// Discard the incoming frame.
+    DropNewest,
+}
+
+/// Frame selection.
+#[derive(Debug, Clone, Default)]
+pub struct Sampling {
+    /// One frame per 1/fps s of stream time.
+    pub fps: Option<f64>,
+    /// Every Nth decoded frame.
+    pub every: Option<u64>,
+    /// Skip frames before this stream time (s, from the first frame).
+    pub start: Option<f64>,
+    /// Stop after this much stream time (s, from `start`).
+    pub duration: Option<f64>,
+    /// Stop after writing this many frames.
+    pub max_frames: Option<u64>,
+}
+
+/// Everything `frameflow run` needs for one stream.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub input: InputSpec,
+    pub open: OpenOptions,
+    pub chain: Chain,
+    pub out_dir: PathBuf,
+    pub template: Template,
+    pub encode: EncodeOptions,
+    pub workers: usize,
+    pub queue: usize,
+    pub overload: Overload,
+    pub sampling: Sampling,
+    pub overwrite: bool,
+    pub label: String,
+    pub stats_json: Option<PathBuf>,
+}
+
+/// Failures that stop a run before or while it starts.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Output(#[from] WriteError),
+    #[error("{0}")]
+    Encoder(#[from] EncodeError),
+    #[error("cannot start worker thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub report: Report,
+    /// A source failure that ended the run early (frames before it were written).
+    pub source_error: Option<SourceError>,
+    /// The first index this run used.
+    pub first_index: u64,
+}
+
+/// Signals shared with the signal handler: `stop` = finish in-flight frames and end;
+/// `abort` = drop everything now.
+#[derive(Debug, Clone, Default)]
+pub struct Control {
+    pub stop: Arc<AtomicBool>,
+    pub abort: Arc<AtomicBool>,
+}
+
+struct Pending {
+    temp: TempFile,
+    pts_ms: i64,
+    decoded_at: Instant,
+}
+
+/// Names and renames finished frames strictly in `seq` order.
+struct Committer {
+    next_seq: u64,
+    next_index: u64,
+    pending: BTreeMap<u64, Option<Pending>>,
+}
+
+struct Shared<'a> {
+    cfg: &'a RunConfig,
+    dir: AtomicDir,
+    stats: Arc<Stats>,
+    commit: Mutex<Committer>,
+    control: Control,
+    error_lines: AtomicU64,
+}
+
+impl Shared<'_> {
+    /// Hands over the result for `seq` (None = skipped) and commits everything that is
+    /// now in order.
+    fn finish(&self, seq: u64, item: Option<Pending>) {
+        let Ok(mut c) = self.commit.lock() else { return };
+        c.pending.insert(seq, item);
+        loop {
+            let next = c.next_seq;
+            let Some(item) = c.pending.remove(&next) else { break };
+            c.next_seq += 1;
+            let Some(p) = item else { continue };
+            if self.control.abort.load(Ordering::Relaxed) {
+                self.dir.discard(p.temp);
+                continue;
+            }
+            self.commit_one(&mut c, p);
+        }
+    }
+
+    fn commit_one(&self, c: &mut Committer, p: Pending) {
+        let cfg = self.cfg;
+        let replace = if cfg.overwrite { Replace::Allowed } else { Replace::Never };
+        let time = utc_timestamp(SystemTime::now());
+        let stem = cfg.input.default_label();
+        let mut temp = p.temp;
+        // With {index} in the template an existing name just moves the counter on (another
+        // writer got there first); without it, an existing name is an error.
+        for _attempt in 0..1000 {
+            let rel = cfg.template.render(&NameValues {
+                index: c.next_index,
+                pts_ms: p.pts_ms,
+                time: &time,
+                stream: &cfg.label,
+                stem: &stem,
+                ext: cfg.encode.format.extension(),
+            });
+            match self.dir.commit_keep(temp, &rel, replace) {
+                Ok(_) => {
+                    c.next_index += 1;
+                    self.stats.written(p.decoded_at.elapsed());
+                    return;
+                }
+                Err((t, WriteError::Exists { .. })) if cfg.template.has_index() => {
+                    c.next_index += 1;
+                    temp = t;
+                }
+                Err((t, e)) => {
+                    self.dir.discard(t);
+                    self.fail(&format!("frame at {} ms: {e}", p.pts_ms));
+                    return;
+                }
+            }
+        }
+        self.dir.discard(temp);
+        self.fail("no free output name after 1000 attempts");
+    }
+
+    /// Counts a failed frame and logs it (the first 10, then every 100th).
+    fn fail(&self, msg: &str) {
+        Stats::add(&self.stats.failed, 1);
+        let n = self.error_lines.fetch_add(1, Ordering::Relaxed);
+        if n < 10 || n % 100 == 0 {
+            tracing::error!("input '{}': {msg}", self.cfg.input.raw);
+        }
+    }
+}
+
+/// Why one frame failed in a worker.
+#[derive(Debug, thiserror::Error)]
+enum FrameError {
+    #[error("filter: {0}")]
+    Filter(#[from] FilterError),
+    #[error("{0}")]
+    Encode(#[from] EncodeError),
+    #[error("{0}")]
+    Write(#[from] WriteError),
+}
+
+/// Runs one stream to its end (or until `control.stop`).
+pub fn run(cfg: &RunConfig, control: &Control) -> Result<RunOutcome, PipelineError> {
+    let dir = AtomicDir::open(&cfg.out_dir, false)?;
+    let ext = cfg.encode.format.extension();
+    let first_index = if cfg.overwrite {
+        0
+    } else {
+        cfg.template
+            .highest_existing_index(&cfg.out_dir, ext)
+            .map_or(0, |i| i + 1)
+    };
+    // Check the encoder can be built before touching the input.
+    drop(Encoder::new(cfg.encode)?);
+    let mut source = Source::open(&cfg.input, &cfg.open, control.stop.clone())?;
+    let info = source.info().clone();
+    tracing::info!(
+        input = %cfg.input.raw, format = %info.format, codec = %info.codec,
+        width = info.width, height = info.height, pix_fmt = %info.pix_fmt,
+        "opened input"
+    );
+
+    let workers = cfg.workers.max(1);
+    let queue = cfg.queue.max(1);
+    let pool = BufferPool::new(queue + workers + 1);
+    let (tx, rx) = crossbeam_channel::bounded::<Frame>(queue + workers + 1);
+    let stats = Arc::new(Stats::new(&cfg.label, &cfg.input.raw));
+    let shared = Shared {
+        cfg,
+        dir,
+        stats: stats.clone(),
+        commit: Mutex::new(Committer {
+            next_seq: 0,
+            next_index: first_index,
+            pending: BTreeMap::new(),
+        }),
+        control: control.clone(),
+        error_lines: AtomicU64::new(0),
+    };
+    let done = AtomicBool::new(false);
+
+    let source_error = std::thread::scope(|scope| -> Result<Option<SourceError>, PipelineError> {
+        let mut handles = Vec::with_capacity(workers);
+        for i in 0..workers {
+            let rx = rx.clone();
+            let pool = pool.clone();
+            let shared = &shared;
+            let h = std::thread::Builder::new()
+                .name(format!("ff-worker-{i}"))
+                .spawn_scoped(scope, move || worker(shared, rx, pool))
+                .map_err(PipelineError::Thread)?;
+            handles.push(h);
+        }
+        // Periodic stats file while running.
+        if let Some(path) = cfg.stats_json.clone() {
+            let stats = stats.clone();
+            let done = &done;
+            let _ = std::thread::Builder::new()
+                .name("ff-stats".into())
+                .spawn_scoped(scope, move || {
+                    let mut last = Instant::now();
+                    while !done.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(100));
+                        if last.elapsed() >= Duration::from_secs(2) {
+                            last = Instant::now();
+                            let _ = Report::new(vec![stats.snapshot()]).write(&path);
+                        }
+                    }
+                });
+        }
+        let res = decode_loop(&shared, &mut source, &pool, &tx, &rx);
+        drop(tx);
+        for h in handles {
+            let _ = h.join();
+        }
+        done.store(true, Ordering::Relaxed);
+        Ok(res)
+    })?;
+    let (errs, last) = source.decode_errors();
+    Stats::add(&stats.decode_errors, errs);
+    if errs > 0 {
+        tracing::warn!(
+            "input '{}': {errs} packet(s) could not be decoded (corrupt or truncated data): {}",
+            cfg.input.raw,
+            last.unwrap_or("unknown error")
+        );
+    }
+    let report = Report::new(vec![stats.snapshot()]);
+    Ok(RunOutcome {
+        report,
+        source_error,
+        first_index,
+    })
+}
+
+/// Reads, samples and converts frames, and queues them under the overload policy.
+fn decode_loop(
+    shared: &Shared<'_>,
+    source: &mut Source,
+    pool: &BufferPool,
+    tx: &Sender<Frame>,
+    rx: &Receiver<Frame>,
+) -> Option<SourceError> {
+    let cfg = shared.cfg;
+    let stats = &shared.stats;
+    let s = &cfg.sampling;
+    let mut seq = 0u64;
+    let mut decoded = 0u64;
+    let mut first_pts: Option<i64> = None;
+    let mut next_fps_ms: Option<f64> = None;
+    let stop = &shared.control.stop;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        if s.max_frames.is_some_and(|m| seq >= m) {
+            return None;
+        }
+        let meta = match source.next_frame() {
+            Ok(Some(m)) => m,
+            Ok(None) => return None,
+            Err(e) => return Some(e),
+        };
+        decoded += 1;
+        Stats::add(&stats.decoded, 1);
+        let first = *first_pts.get_or_insert(meta.pts_ms);
+        let rel_ms = (meta.pts_ms - first) as f64;
+        let start_ms = s.start.unwrap_or(0.0) * 1000.0;
+        if let Some(d) = s.duration
+            && rel_ms >= start_ms + d * 1000.0
+        {
+            source.start_drain();
+            return None;
+        }
+        if rel_ms < start_ms {
+            stats.dropped(DropReason::Sampling);
+            continue;
+        }
+        if let Some(n) = s.every
+            && (decoded - 1) % n.max(1) != 0
+        {
+            stats.dropped(DropReason::Sampling);
+            continue;
+        }
+        if let Some(fps) = s.fps {
+            let step = 1000.0 / fps;
+            let next = *next_fps_ms.get_or_insert(rel_ms);
+            if rel_ms + 1e-6 < next {
+                stats.dropped(DropReason::Sampling);
+                continue;
+            }
+            // Next tick after this frame, on the grid anchored at the first selected one.
+            let ticks = ((rel_ms - next) / step).floor() + 1.0;
+            next_fps_ms = Some(next + ticks * step);
+        }
+        let buf = match cfg.overload {
+            Overload::Block => loop {
+                if let Some(b) = pool.get_timeout(Duration::from_millis(50)) {
+                    break Some(b);
+                }
+                if stop.load(Ordering::Relaxed) {
+                    break None;
+                }
+            },
+            Overload::DropNewest => {
+                let b = pool.try_get();
+                if b.is_none() {
+                    stats.dropped(DropReason::DropNewest);
+                }
+                b
+            }
+            Overload::DropOldest => pool.try_get().or_else(|| match rx.try_recv() {
+                Ok(old) => {
+                    stats.dropped(DropReason::DropOldest);
+                    shared.finish(old.seq, None);
+                    Some(old.buf)
+                }
+                // Every buffer is inside a worker: wait for one to come back.
+                Err(_) => loop {
+                    if let Some(b) = pool.get_timeout(Duration::from_millis(50)) {
+                        break Some(b);
+                    }
+                    if stop.load(Ordering::Relaxed) {
+                        break None;
+                    }
+                },
+            }),
+        };
+        let Some(mut buf) = buf else { continue };
+        if let Err(e) = source.convert_into(&mut buf) {
+            pool.put(buf);
+            shared.fail(&e.to_string());
+            continue;
+        }
+        let frame = Frame {
+            seq,
+            pts_ms: meta.pts_ms,
+            key: meta.key,
+            decoded_at: Instant::now(),
+            buf,
+        };
+        seq += 1;
+        if let Err(e) = tx.send(frame) {
+            // All workers are gone (cannot happen while we hold the channel open).
+            pool.put(e.into_inner().buf);
+            return None;
+        }
+    }
+}
+
+fn worker(shared: &Shared<'_>, rx: Receiver<Frame>, pool: BufferPool) {
+    let cfg = shared.cfg;
+    let mut scratch = Scratch::default();
+    let mut encoder = match Encoder::new(cfg.encode) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!("cannot start encoder: {e}");
+            // Still drain the queue so the decoder never blocks forever.
+            for f in rx {
+                pool.put(f.buf);
+                shared.finish(f.seq, None);
+            }
+            return;
+        }
+    };
+    let provisional = cfg.template.render(&NameValues {
+        index: 0,
+        pts_ms: 0,
+        time: "t",
+        stream: &cfg.label,
+        stem: "s",
+        ext: cfg.encode.format.extension(),
+    });
+    for frame in rx {
+        if shared.control.abort.load(Ordering::Relaxed) {
+            pool.put(frame.buf);
+            shared.finish(frame.seq, None);
+            continue;
+        }
+        let result: Result<TempFile, FrameError> = (|| {
+            let img = cfg.chain.apply(frame.buf.image(), &mut scratch)?;
+            let bytes = encoder.encode(img)?;
+            Ok(shared.dir.write_temp(&provisional, bytes)?)
+        })();
+        let (seq, pts_ms, decoded_at) = (frame.seq, frame.pts_ms, frame.decoded_at);
+        pool.put(frame.buf);
+        match result {
+            Ok(temp) => shared.finish(
+                seq,
+                Some(Pending {
+                    temp,
+                    pts_ms,
+                    decoded_at,
+                }),
+            ),
+            Err(e) => {
+                shared.fail(&format!("frame at {pts_ms} ms: {e}"));
+                shared.finish(seq, None);
+            }
+        }
+    }
+}
+
+/// `20261124T101530.123Z` for `{time}`.
+pub fn utc_timestamp(t: SystemTime) -> String {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_timestamps() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_515_330_123);
+        assert_eq!(utc_timestamp(t), "20261124T101530.123Z");
+        assert_eq!(utc_timestamp(SystemTime::UNIX_EPOCH), "19700101T000000.000Z");
+        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(utc_timestamp(leap), "20000229T000000.000Z");
+    }
+}

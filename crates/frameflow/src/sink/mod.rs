@@ -1,0 +1,5 @@
+//! Sinks: image encoders, output names and atomic file writes.
+
+pub mod atomic;
+pub mod encode;
+pub mod naming;

@@ -1,0 +1,514 @@
+//! Sources: anything libavformat opens, decoded with libavcodec and converted to RGB.
+//!
+//! The four settings the ffmpeg CLI makes and the library does not (FACTS.md) live here:
+//! decoder threads (`thread_count = 0`), short probing for live inputs, I/O timeouts (both
+//! `rw_timeout` and an interrupt-callback deadline, so nothing blocks forever), and the
+//! colour matrix and range (see [`convert`]). Read errors are reported, never mistaken
+//! for the end of the stream.
+
+pub mod convert;
+pub mod probe;
+pub mod spec;
+
+pub use spec::{InputKind, InputSpec, SpecError};
+
+use crate::frames::FrameBuf;
+use convert::{ConvertError, Converter};
+use ffmpeg_next as ff;
+use ff::ffi;
+use std::ffi::{CStr, CString};
+use std::os::raw::{c_int, c_void};
+use std::ptr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// What went wrong with an input, and at which step.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error("input '{input}': cannot open: {reason}")]
+    Open { input: String, reason: String },
+    #[error("input '{input}': no video stream (streams: {streams})")]
+    NoVideo { input: String, streams: String },
+    #[error("input '{input}': cannot start the {codec} decoder: {reason}")]
+    Decoder {
+        input: String,
+        codec: String,
+        reason: String,
+    },
+    #[error("input '{input}': read error after {frames} frames: {reason}")]
+    Read {
+        input: String,
+        frames: u64,
+        reason: String,
+    },
+    #[error("input '{input}': stalled: no data for {secs:.1} s (after {frames} frames)")]
+    Stalled { input: String, secs: f64, frames: u64 },
+    #[error("input '{input}': frame {frame}: {source}")]
+    Convert {
+        input: String,
+        frame: u64,
+        source: ConvertError,
+    },
+}
+
+/// How to open an input.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// No data for this long = stalled (also bounds connecting).
+    pub timeout: Duration,
+    /// `tcp` or `udp` for RTSP.
+    pub rtsp_transport: RtspTransport,
+    /// Decode only keyframes (non-key packets are discarded before decoding).
+    pub keyframes_only: bool,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            timeout: Duration::from_secs(10),
+            rtsp_transport: RtspTransport::Tcp,
+            keyframes_only: false,
+        }
+    }
+}
+
+/// RTSP lower transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RtspTransport {
+    Tcp,
+    Udp,
+}
+
+/// Initialises FFmpeg once: devices (lavfi, v4l2) registered, library logging quieted
+/// to `level` (an `AV_LOG_*` value).
+pub fn init_ffmpeg(level: c_int) {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let _ = ff::init();
+        // SAFETY: plain FFI calls without preconditions.
+        unsafe { ffi::avdevice_register_all() };
+    });
+    // SAFETY: sets a global integer.
+    unsafe { ffi::av_log_set_level(level) };
+}
+
+/// Shared between the reader and FFmpeg's interrupt callback.
+#[derive(Debug)]
+struct Interrupt {
+    epoch: Instant,
+    /// Milliseconds since `epoch` after which blocking I/O is abandoned; 0 = none.
+    deadline_ms: AtomicU64,
+    timed_out: AtomicBool,
+    stop: Arc<AtomicBool>,
+}
+
+impl Interrupt {
+    fn arm(&self, d: Option<Duration>) {
+        self.timed_out.store(false, Ordering::Relaxed);
+        let v = d.map_or(0, |d| (self.epoch.elapsed() + d).as_millis().max(1) as u64);
+        self.deadline_ms.store(v, Ordering::Relaxed);
+    }
+}
+
+extern "C" fn interrupt_cb(opaque: *mut c_void) -> c_int {
+    // SAFETY: opaque points to the boxed Interrupt owned by the Source, which outlives
+    // the format context (the context is dropped first).
+    let it = unsafe { &*(opaque as *const Interrupt) };
+    if it.stop.load(Ordering::Relaxed) {
+        return 1;
+    }
+    let d = it.deadline_ms.load(Ordering::Relaxed);
+    if d != 0 && it.epoch.elapsed().as_millis() as u64 > d {
+        it.timed_out.store(true, Ordering::Relaxed);
+        return 1;
+    }
+    0
+}
+
+/// Facts about the opened video stream.
+#[derive(Debug, Clone)]
+pub struct StreamInfo {
+    pub codec: String,
+    pub width: u32,
+    pub height: u32,
+    pub pix_fmt: String,
+    /// Average frame rate, if known.
+    pub frame_rate: Option<f64>,
+    /// Container duration in seconds, if known.
+    pub duration: Option<f64>,
+    pub format: String,
+}
+
+/// An open input with its video decoder.
+pub struct Source {
+    // Field order matters: the decoder and the format context are dropped before the
+    // interrupt state their callback points to.
+    decoder: ff::decoder::Video,
+    input: ff::format::context::Input,
+    frame: ff::frame::Video,
+    packet: ff::Packet,
+    converter: Converter,
+    stream_index: usize,
+    time_base: ff::Rational,
+    spec: InputSpec,
+    opts: OpenOptions,
+    info: StreamInfo,
+    frames_out: u64,
+    decode_errors: u64,
+    last_decode_error: Option<String>,
+    draining: bool,
+    done: bool,
+    interrupt: Box<Interrupt>,
+}
+
+/// A decoded frame's metadata (the picture stays inside the [`Source`] until converted).
+#[derive(Debug, Clone, Copy)]
+pub struct FrameMeta {
+    /// Presentation time in ms of stream time (best effort; derived from the frame
+    /// count when the stream has none).
+    pub pts_ms: i64,
+    pub key: bool,
+    pub width: u32,
+    pub height: u32,
+}
+
+fn err_string(e: ff::Error) -> String {
+    e.to_string()
+}
+
+impl Source {
+    /// Opens `spec` and its best video stream. `stop` aborts blocking I/O when set.
+    pub fn open(spec: &InputSpec, opts: &OpenOptions, stop: Arc<AtomicBool>) -> Result<Source, SourceError> {
+        let (input, interrupt) = open_input(spec, opts, stop)?;
+        let (stream_index, time_base, params, frame_rate, duration_s) = {
+            let Some(stream) = input.streams().best(ff::media::Type::Video) else {
+                let streams = input
+                    .streams()
+                    .map(|s| format!("{:?} {:?}", s.parameters().medium(), s.parameters().id()))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(SourceError::NoVideo {
+                    input: spec.raw.clone(),
+                    streams: if streams.is_empty() { "none".into() } else { streams },
+                });
+            };
+            let afr = stream.avg_frame_rate();
+            let rate = (afr.denominator() != 0 && afr.numerator() > 0).then(|| f64::from(afr));
+            let dur = input.duration();
+            let duration_s = (dur > 0).then(|| dur as f64 / f64::from(ffi::AV_TIME_BASE));
+            (stream.index(), stream.time_base(), stream.parameters(), rate, duration_s)
+        };
+        let format_name = input.format().name().to_string();
+
+        let mut ctx = ff::codec::context::Context::from_parameters(params).map_err(|e| SourceError::Decoder {
+            input: spec.raw.clone(),
+            codec: "video".into(),
+            reason: err_string(e),
+        })?;
+        let codec_name = ctx.id().name().to_string();
+        // SAFETY: setting plain fields on an unopened codec context.
+        unsafe {
+            let raw = ctx.as_mut_ptr();
+            // 0 = auto: as many threads as cores, with the codec's default threading type
+            // (frame and/or slice). ffmpeg-next's setter can only express one type.
+            (*raw).thread_count = 0;
+            (*raw).pkt_timebase = time_base.into();
+            if opts.keyframes_only {
+                (*raw).skip_frame = ffi::AVDiscard::AVDISCARD_NONKEY;
+            }
+        }
+        let decoder = ctx.decoder().video().map_err(|e| SourceError::Decoder {
+            input: spec.raw.clone(),
+            codec: codec_name.clone(),
+            reason: err_string(e),
+        })?;
+        let info = StreamInfo {
+            codec: codec_name,
+            width: decoder.width(),
+            height: decoder.height(),
+            pix_fmt: format!("{:?}", decoder.format()).to_lowercase(),
+            frame_rate,
+            duration: duration_s,
+            format: format_name,
+        };
+        Ok(Source {
+            decoder,
+            input,
+            frame: ff::frame::Video::empty(),
+            packet: ff::Packet::empty(),
+            converter: Converter::default(),
+            stream_index,
+            time_base,
+            spec: spec.clone(),
+            opts: opts.clone(),
+            info,
+            frames_out: 0,
+            decode_errors: 0,
+            last_decode_error: None,
+            draining: false,
+            done: false,
+            interrupt,
+        })
+    }
+
+    pub fn info(&self) -> &StreamInfo {
+        &self.info
+    }
+
+    pub fn spec(&self) -> &InputSpec {
+        &self.spec
+    }
+
+    /// Packets the decoder rejected so far, and the last reason.
+    pub fn decode_errors(&self) -> (u64, Option<&str>) {
+        (self.decode_errors, self.last_decode_error.as_deref())
+    }
+
+    /// Decodes the next frame. `Ok(None)` at the end of the input.
+    pub fn next_frame(&mut self) -> Result<Option<FrameMeta>, SourceError> {
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            match self.decoder.receive_frame(&mut self.frame) {
+                Ok(()) => {
+                    let meta = self.meta();
+                    self.frames_out += 1;
+                    return Ok(Some(meta));
+                }
+                Err(ff::Error::Eof) => {
+                    self.done = true;
+                    return Ok(None);
+                }
+                Err(ff::Error::Other { errno }) if errno == libc::EAGAIN => {}
+                Err(e) => {
+                    self.note_decode_error(&e);
+                    if self.draining {
+                        // Nothing more can come out; treat as the end.
+                        self.done = true;
+                        return Ok(None);
+                    }
+                }
+            }
+            if self.draining {
+                self.done = true;
+                return Ok(None);
+            }
+            self.read_and_send()?;
+        }
+    }
+
+    fn read_and_send(&mut self) -> Result<(), SourceError> {
+        loop {
+            if self.spec.is_live() {
+                self.interrupt.arm(Some(self.opts.timeout));
+            }
+            let res = self.packet.read(&mut self.input);
+            self.interrupt.arm(None);
+            match res {
+                Ok(()) => {
+                    if self.packet.stream() != self.stream_index {
+                        continue;
+                    }
+                    if self.opts.keyframes_only && !self.packet.is_key() {
+                        continue;
+                    }
+                    match self.decoder.send_packet(&self.packet) {
+                        Ok(()) => return Ok(()),
+                        Err(ff::Error::Other { errno }) if errno == libc::EAGAIN => return Ok(()),
+                        Err(e) => {
+                            self.note_decode_error(&e);
+                            continue;
+                        }
+                    }
+                }
+                Err(ff::Error::Eof) => {
+                    self.start_drain();
+                    return Ok(());
+                }
+                Err(e) => {
+                    if self.interrupt.stop.load(Ordering::Relaxed) {
+                        // Shutdown requested: end cleanly, keeping what was decoded.
+                        self.start_drain();
+                        return Ok(());
+                    }
+                    if self.interrupt.timed_out.load(Ordering::Relaxed) {
+                        return Err(SourceError::Stalled {
+                            input: self.spec.raw.clone(),
+                            secs: self.opts.timeout.as_secs_f64(),
+                            frames: self.frames_out,
+                        });
+                    }
+                    return Err(SourceError::Read {
+                        input: self.spec.raw.clone(),
+                        frames: self.frames_out,
+                        reason: err_string(e),
+                    });
+                }
+            }
+        }
+    }
+
+    /// Stops reading and lets the decoder hand out the frames it still holds.
+    pub fn start_drain(&mut self) {
+        if !self.draining {
+            self.draining = true;
+            let _ = self.decoder.send_eof();
+        }
+    }
+
+    fn note_decode_error(&mut self, e: &ff::Error) {
+        self.decode_errors += 1;
+        let msg = err_string(*e);
+        tracing::warn!(input = %self.spec.raw, after_frames = self.frames_out, "corrupt data skipped: {msg}");
+        self.last_decode_error = Some(msg);
+    }
+
+    fn meta(&self) -> FrameMeta {
+        let ts = self.frame.timestamp().or(self.frame.pts());
+        let pts_ms = match ts {
+            Some(t) if self.time_base.denominator() != 0 => {
+                (i128::from(t) * 1000 * i128::from(self.time_base.numerator())
+                    / i128::from(self.time_base.denominator())) as i64
+            }
+            _ => match self.info.frame_rate {
+                Some(r) if r > 0.0 => (self.frames_out as f64 * 1000.0 / r) as i64,
+                _ => self.frames_out as i64,
+            },
+        };
+        FrameMeta {
+            pts_ms,
+            key: self.frame.is_key(),
+            width: self.frame.width(),
+            height: self.frame.height(),
+        }
+    }
+
+    /// Converts the frame last returned by [`Source::next_frame`] into `dst`.
+    pub fn convert_into(&mut self, dst: &mut FrameBuf) -> Result<(), SourceError> {
+        self.converter
+            .convert(&self.frame, dst)
+            .map_err(|source| SourceError::Convert {
+                input: self.spec.raw.clone(),
+                frame: self.frames_out.saturating_sub(1),
+                source,
+            })
+    }
+}
+
+/// Opens the container (with the timeouts and probing settings) without a decoder.
+fn open_input(
+    spec: &InputSpec,
+    opts: &OpenOptions,
+    stop: Arc<AtomicBool>,
+) -> Result<(ff::format::context::Input, Box<Interrupt>), SourceError> {
+    let input_name = spec.raw.clone();
+    let open_err = |reason: String| SourceError::Open {
+        input: input_name.clone(),
+        reason,
+    };
+    if spec.kind == InputKind::File && !spec.url.contains("://") {
+        let p = std::path::Path::new(&spec.url);
+        match std::fs::metadata(p) {
+            Err(e) => return Err(open_err(e.to_string())),
+            Ok(m) if m.is_dir() => return Err(open_err("is a directory".into())),
+            Ok(_) => {}
+        }
+    }
+    let interrupt = Box::new(Interrupt {
+        epoch: Instant::now(),
+        deadline_ms: AtomicU64::new(0),
+        timed_out: AtomicBool::new(false),
+        stop,
+    });
+    let mut dict = ff::Dictionary::new();
+    let us = opts.timeout.as_micros().to_string();
+    if spec.kind == InputKind::Network {
+        dict.set("rw_timeout", &us);
+        if spec.is_rtsp() {
+            dict.set(
+                "rtsp_transport",
+                match opts.rtsp_transport {
+                    RtspTransport::Tcp => "tcp",
+                    RtspTransport::Udp => "udp",
+                },
+            );
+            dict.set("timeout", &us);
+        }
+    }
+    if spec.is_live() {
+        // Probe briefly: the defaults block ~5 s on a live MPEG-PS stream.
+        dict.set("analyzeduration", "500000");
+        dict.set("probesize", "500000");
+    }
+    let url = CString::new(spec.url.as_str()).map_err(|_| open_err("contains a NUL byte".into()))?;
+    let open_deadline = match spec.kind {
+        InputKind::Network => Some(opts.timeout),
+        _ => None,
+    };
+    interrupt.arm(open_deadline);
+
+    // SAFETY: standard avformat_open_input sequence; every pointer is checked and the
+    // context is either wrapped (and owned by `Input`) or closed on error.
+    let input = unsafe {
+        let mut ctx = ffi::avformat_alloc_context();
+        if ctx.is_null() {
+            return Err(open_err("out of memory".into()));
+        }
+        (*ctx).interrupt_callback = ffi::AVIOInterruptCB {
+            callback: Some(interrupt_cb),
+            opaque: &*interrupt as *const Interrupt as *mut c_void,
+        };
+        let fmt = match spec.format {
+            Some(name) => {
+                let cname = CString::new(name).map_err(|_| open_err("bad format".into()))?;
+                let f = ffi::av_find_input_format(cname.as_ptr());
+                if f.is_null() {
+                    ffi::avformat_free_context(ctx);
+                    return Err(open_err(format!("this FFmpeg has no '{name}' input")));
+                }
+                f
+            }
+            None => ptr::null(),
+        };
+        let mut raw_opts = dict.disown();
+        let rc = ffi::avformat_open_input(&mut ctx, url.as_ptr(), fmt as _, &mut raw_opts);
+        ff::Dictionary::own(raw_opts);
+        if rc < 0 {
+            // avformat_open_input frees the context on failure.
+            return Err(open_err(open_reason(rc, &interrupt, opts.timeout)));
+        }
+        let rc = ffi::avformat_find_stream_info(ctx, ptr::null_mut());
+        if rc < 0 {
+            ffi::avformat_close_input(&mut ctx);
+            return Err(open_err(open_reason(rc, &interrupt, opts.timeout)));
+        }
+        ff::format::context::Input::wrap(ctx)
+    };
+    interrupt.arm(None);
+    Ok((input, interrupt))
+}
+
+fn open_reason(rc: c_int, it: &Interrupt, timeout: Duration) -> String {
+    if it.stop.load(Ordering::Relaxed) {
+        return "interrupted".into();
+    }
+    if it.timed_out.load(Ordering::Relaxed) {
+        return format!("no answer within {:.1} s", timeout.as_secs_f64());
+    }
+    av_error_string(rc)
+}
+
+/// FFmpeg's text for an error code.
+pub fn av_error_string(rc: c_int) -> String {
+    let mut buf = [0 as std::os::raw::c_char; 256];
+    // SAFETY: av_strerror writes at most buf.len() bytes, NUL-terminated.
+    unsafe {
+        ffi::av_strerror(rc, buf.as_mut_ptr(), buf.len());
+        CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned()
+    }
+}
