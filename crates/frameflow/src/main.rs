@@ -73,6 +73,7 @@ fn init_logging(cli: &Cli) {
         .with_writer(std::io::stderr)
         .without_time()
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     source::init_ffmpeg(av);
 }
@@ -217,6 +218,21 @@ fn cmd_run(args: &RunArgs, cli: &Cli) -> Result<ExitCode, Failure> {
     }
     if let Some(e) = outcome.source_error {
         return Err(Failure::Runtime(e.into()));
+    }
+    if outcome.damage.any() {
+        let msg = format!(
+            "input '{}': damaged or truncated data: {}",
+            cfg.input.raw, outcome.damage
+        );
+        // A live stream loses packets now and then; a damaged file is a failed job.
+        if cfg.input.is_live() {
+            tracing::warn!("{msg}");
+        } else {
+            return Err(Failure::Runtime(anyhow::anyhow!(
+                "{msg}; the {} decodable frame(s) were written",
+                r.frames_written
+            )));
+        }
     }
     if r.frames_failed > 0 {
         return Err(Failure::Runtime(anyhow::anyhow!(

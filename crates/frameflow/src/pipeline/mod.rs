@@ -13,7 +13,7 @@ use crate::frames::{BufferPool, Frame};
 use crate::sink::atomic::{AtomicDir, Replace, TempFile, WriteError};
 use crate::sink::encode::{EncodeError, EncodeOptions, Encoder};
 use crate::sink::naming::{NameValues, Template};
-use crate::source::{InputSpec, OpenOptions, Source, SourceError};
+use crate::source::{Damage, InputSpec, OpenOptions, Source, SourceError};
 use crossbeam_channel::{Receiver, Sender};
 use frameflow_filters::{Chain, FilterError, Scratch};
 use stats::{DropReason, Report, Stats};
@@ -88,6 +88,8 @@ pub struct RunOutcome {
     pub source_error: Option<SourceError>,
     /// The first index this run used.
     pub first_index: u64,
+    /// Damaged data met in the input (frames were still written where decodable).
+    pub damage: Damage,
 }
 
 /// Signals shared with the signal handler: `stop` = finish in-flight frames and end;
@@ -275,20 +277,14 @@ pub fn run(cfg: &RunConfig, control: &Control) -> Result<RunOutcome, PipelineErr
         done.store(true, Ordering::Relaxed);
         Ok(res)
     })?;
-    let (errs, last) = source.decode_errors();
-    Stats::add(&stats.decode_errors, errs);
-    if errs > 0 {
-        tracing::warn!(
-            "input '{}': {errs} packet(s) could not be decoded (corrupt or truncated data): {}",
-            cfg.input.raw,
-            last.unwrap_or("unknown error")
-        );
-    }
+    let damage = source.damage().clone();
+    Stats::add(&stats.decode_errors, damage.decode_errors + damage.corrupt_frames);
     let report = Report::new(vec![stats.snapshot()]);
     Ok(RunOutcome {
         report,
         source_error,
         first_index,
+        damage,
     })
 }
 

@@ -158,11 +158,44 @@ pub struct Source {
     opts: OpenOptions,
     info: StreamInfo,
     frames_out: u64,
-    decode_errors: u64,
-    last_decode_error: Option<String>,
+    damage: Damage,
     draining: bool,
     done: bool,
     interrupt: Box<Interrupt>,
+}
+
+/// Damaged data met while reading an input. Frames the decoder could conceal are still
+/// delivered (so counts match `ffprobe -count_frames`); this records that they were hurt.
+#[derive(Debug, Clone, Default)]
+pub struct Damage {
+    /// Packets the demuxer flagged as corrupt (e.g. cut off by truncation).
+    pub corrupt_packets: u64,
+    /// Frames the decoder flagged as corrupt (errors concealed).
+    pub corrupt_frames: u64,
+    /// Packets the decoder rejected.
+    pub decode_errors: u64,
+    /// The decoder's last complaint.
+    pub last_error: Option<String>,
+}
+
+impl Damage {
+    pub fn any(&self) -> bool {
+        self.corrupt_packets + self.corrupt_frames + self.decode_errors > 0
+    }
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} corrupt packet(s), {} corrupt frame(s), {} undecodable packet(s)",
+            self.corrupt_packets, self.corrupt_frames, self.decode_errors
+        )?;
+        if let Some(e) = &self.last_error {
+            write!(f, " (last: {e})")?;
+        }
+        Ok(())
+    }
 }
 
 /// A decoded frame's metadata (the picture stays inside the [`Source`] until converted).
@@ -247,8 +280,7 @@ impl Source {
             opts: opts.clone(),
             info,
             frames_out: 0,
-            decode_errors: 0,
-            last_decode_error: None,
+            damage: Damage::default(),
             draining: false,
             done: false,
             interrupt,
@@ -263,9 +295,9 @@ impl Source {
         &self.spec
     }
 
-    /// Packets the decoder rejected so far, and the last reason.
-    pub fn decode_errors(&self) -> (u64, Option<&str>) {
-        (self.decode_errors, self.last_decode_error.as_deref())
+    /// Damaged data seen so far (corrupt packets and frames, rejected packets).
+    pub fn damage(&self) -> &Damage {
+        &self.damage
     }
 
     /// Decodes the next frame. `Ok(None)` at the end of the input.
@@ -277,6 +309,12 @@ impl Source {
             match self.decoder.receive_frame(&mut self.frame) {
                 Ok(()) => {
                     let meta = self.meta();
+                    // SAFETY: reading plain fields of the decoded frame.
+                    let (flags, errs) = unsafe { ((*self.frame.as_ptr()).flags, (*self.frame.as_ptr()).decode_error_flags) };
+                    if flags & ffi::AV_FRAME_FLAG_CORRUPT as i32 != 0 || errs != 0 {
+                        self.damage.corrupt_frames += 1;
+                        tracing::debug!(input = %self.spec.raw, frame = self.frames_out, "corrupt frame (concealed)");
+                    }
                     self.frames_out += 1;
                     return Ok(Some(meta));
                 }
@@ -316,6 +354,10 @@ impl Source {
                     }
                     if self.opts.keyframes_only && !self.packet.is_key() {
                         continue;
+                    }
+                    if self.packet.is_corrupt() {
+                        self.damage.corrupt_packets += 1;
+                        tracing::debug!(input = %self.spec.raw, pts = ?self.packet.pts(), "corrupt packet");
                     }
                     match self.decoder.send_packet(&self.packet) {
                         Ok(()) => return Ok(()),
@@ -362,10 +404,10 @@ impl Source {
     }
 
     fn note_decode_error(&mut self, e: &ff::Error) {
-        self.decode_errors += 1;
+        self.damage.decode_errors += 1;
         let msg = err_string(*e);
-        tracing::warn!(input = %self.spec.raw, after_frames = self.frames_out, "corrupt data skipped: {msg}");
-        self.last_decode_error = Some(msg);
+        tracing::debug!(input = %self.spec.raw, after_frames = self.frames_out, "decoder rejected data: {msg}");
+        self.damage.last_error = Some(msg);
     }
 
     fn meta(&self) -> FrameMeta {
