@@ -45,6 +45,10 @@ frameflow run -i v4l2:/dev/video0 -f grayscale -o cam")]
     /// Print the streams of an input: codec, size, frame rate, duration, colour tags.
     #[command(after_help = "Examples:\n  frameflow probe clip.mp4\n  frameflow probe --json rtsp://127.0.0.1:8554/cam")]
     Probe(ProbeArgs),
+    /// Filter image files once (JPEG, PNG, BMP, PPM, WebP in; L/RGB/RGBA kept).
+    #[command(after_help = "Examples:\n  frameflow apply -f emboss -o out photos/*.jpg\n  \
+frameflow apply -f gaussian_blur=2,grayscale --format png -o out a.png b.webp")]
+    Apply(ApplyArgs),
     /// List every filter with its parameters, defaults and the Pillow call it matches.
     #[command(after_help = "Examples:\n  frameflow filters")]
     Filters,
@@ -144,4 +148,32 @@ fn non_negative_f64(s: &str) -> Result<f64, String> {
         Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
         _ => Err(format!("expected a number >= 0, got '{s}'")),
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Filter chain (see `frameflow filters`). Empty: no filter (a format conversion).
+    #[arg(short = 'f', long = "filter", value_name = "CHAIN", default_value = "")]
+    pub chain: String,
+    /// Output directory (created if missing).
+    #[arg(short, long = "out", value_name = "DIR")]
+    pub out: PathBuf,
+    /// Output name template: {stem} {ext} {index} {time}.
+    #[arg(long, value_name = "TEMPLATE", default_value = "{stem}.{ext}")]
+    pub name: String,
+    /// Image format: jpg, png, webp, bmp, ppm (default: the template's extension, else the input's own).
+    #[arg(long, value_name = "FMT")]
+    pub format: Option<String>,
+    /// JPEG/WebP quality, 1..100.
+    #[arg(long, value_name = "Q", default_value_t = 75, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub quality: u8,
+    /// Worker threads. Default: number of cores.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub workers: Option<u64>,
+    /// Replace existing outputs.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Image files.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
 }

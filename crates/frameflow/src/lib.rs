@@ -6,8 +6,10 @@
 //! - filters: the pure-Rust [`frameflow_filters`] crate;
 //! - [`sink`]: encoders, output name templates, atomic writes;
 //! - [`pipeline`]: the decode thread, the bounded queue, the workers and the in-order
-//!   committer, with the run's statistics.
+//!   committer, with the run's statistics;
+//! - [`batch`]: `apply`, filtering image files once.
 
+pub mod batch;
 pub mod frames;
 pub mod pipeline;
 pub mod sink;

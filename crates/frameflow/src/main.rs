@@ -5,7 +5,7 @@ mod cli;
 
 use anyhow::Context as _;
 use clap::Parser;
-use cli::{Cli, Command, ProbeArgs, RunArgs};
+use cli::{ApplyArgs, Cli, Command, ProbeArgs, RunArgs};
 use frameflow::filters::{Chain, Mode, ParamDefault, describe_filters};
 use frameflow::pipeline::{self, Control, Overload, RunConfig, Sampling};
 use frameflow::sink::atomic;
@@ -44,6 +44,7 @@ fn main() -> ExitCode {
     let res = match &cli.command {
         Command::Run(a) => cmd_run(a, &cli),
         Command::Probe(a) => cmd_probe(a),
+        Command::Apply(a) => cmd_apply(a, &cli),
         Command::Filters => cmd_filters(),
     };
     match res {
@@ -103,8 +104,12 @@ fn install_signals(control: &Control, out_dir: std::path::PathBuf) -> anyhow::Re
 
 /// The image format: --format, else the template's literal extension, else JPEG.
 fn pick_format(args: &RunArgs, template: &Template) -> Result<ImageFormat, Failure> {
-    let from_flag = args
-        .format
+    Ok(format_choice(args.format.as_deref(), template)?.unwrap_or(ImageFormat::Jpeg))
+}
+
+/// --format and the template's extension, checked against each other.
+fn format_choice(flag: Option<&str>, template: &Template) -> Result<Option<ImageFormat>, Failure> {
+    let from_flag = flag
         .as_deref()
         .map(|f| f.parse::<ImageFormat>().map_err(|e| usage(anyhow::anyhow!("--format: {e}"))))
         .transpose()?;
@@ -120,9 +125,65 @@ fn pick_format(args: &RunArgs, template: &Template) -> Result<ImageFormat, Failu
         (Some(f), Some(n)) if f != n => Err(usage(anyhow::anyhow!(
             "--format {f} disagrees with the extension of --name '{template}'"
         ))),
-        (Some(f), _) | (None, Some(f)) => Ok(f),
-        (None, None) => Ok(ImageFormat::Jpeg),
+        (Some(f), _) | (None, Some(f)) => Ok(Some(f)),
+        (None, None) => Ok(None),
     }
+}
+
+fn cmd_apply(args: &ApplyArgs, cli: &Cli) -> Result<ExitCode, Failure> {
+    use frameflow::batch::{ApplyConfig, apply};
+    let chain = Chain::parse(&args.chain).map_err(|e| usage(anyhow::anyhow!("-f '{}': {e}", args.chain)))?;
+    let template = Template::parse(&args.name).map_err(usage)?;
+    let format = format_choice(args.format.as_deref(), &template)?;
+    let cfg = ApplyConfig {
+        chain,
+        out_dir: args.out.clone(),
+        template,
+        format,
+        quality: args.quality,
+        workers: args.workers.map_or_else(
+            || std::thread::available_parallelism().map_or(2, |n| n.get()),
+            |n| n as usize,
+        ),
+        overwrite: args.overwrite,
+    };
+    let control = Control::default();
+    install_signals(&control, cfg.out_dir.clone())?;
+    let bar = (!cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+        let b = indicatif::ProgressBar::new(args.files.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} files, {per_sec}, eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let report = apply(&cfg, &args.files, &control.stop, &|_, res| {
+        if let Err(e) = res {
+            match &bar {
+                Some(b) => b.println(format!("frameflow: error: {e}")),
+                None => eprintln!("frameflow: error: {e}"),
+            }
+        }
+        if let Some(b) = &bar {
+            b.inc(1);
+        }
+    })?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if !cli.quiet {
+        eprintln!(
+            "frameflow: wrote {} file(s) to {}, {} failed",
+            report.written.len(),
+            cfg.out_dir.display(),
+            report.failed.len()
+        );
+    }
+    Ok(if report.failed.is_empty() && !control.stop.load(Ordering::Relaxed) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn cmd_run(args: &RunArgs, cli: &Cli) -> Result<ExitCode, Failure> {

@@ -6,7 +6,7 @@ use frameflow_filters::{ImageRef, Mode};
 use std::str::FromStr;
 
 /// The output formats `--format` accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ImageFormat {
     Jpeg,
     Png,

@@ -9,6 +9,7 @@
 pub mod convert;
 pub mod probe;
 pub mod spec;
+pub mod still;
 
 pub use spec::{InputKind, InputSpec, SpecError};
 

@@ -1,0 +1,185 @@
+//! `frameflow apply`: filter image files once, in parallel, writing atomically.
+
+use crate::pipeline::utc_timestamp;
+use crate::sink::atomic::{AtomicDir, Replace, WriteError};
+use crate::sink::encode::{EncodeError, EncodeOptions, Encoder, ImageFormat};
+use crate::sink::naming::{NameValues, Template};
+use crate::source::still::{self, StillError, StillFormat};
+use frameflow_filters::{Chain, FilterError, ImageBuf, ImageRef, Mode, Scratch};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::SystemTime;
+
+/// Settings of one `apply` run.
+#[derive(Debug, Clone)]
+pub struct ApplyConfig {
+    pub chain: Chain,
+    pub out_dir: PathBuf,
+    pub template: Template,
+    /// Output format; `None` = the template's extension, else the input's own format.
+    pub format: Option<ImageFormat>,
+    pub quality: u8,
+    pub workers: usize,
+    pub overwrite: bool,
+}
+
+/// Why one file failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Read(#[from] StillError),
+    #[error("{}: {source}", path.display())]
+    Filter { path: PathBuf, source: FilterError },
+    #[error("{}: {source}", path.display())]
+    Encode { path: PathBuf, source: EncodeError },
+    #[error("{}: {source}", path.display())]
+    Write { path: PathBuf, source: WriteError },
+}
+
+/// What happened to each file.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    pub written: Vec<PathBuf>,
+    pub failed: Vec<ApplyError>,
+}
+
+/// Filters `files` into `cfg.out_dir`. `on_done` is called after each file (progress).
+pub fn apply(
+    cfg: &ApplyConfig,
+    files: &[PathBuf],
+    stop: &AtomicBool,
+    on_done: &(dyn Fn(&Path, Result<&Path, &ApplyError>) + Sync),
+) -> Result<ApplyReport, WriteError> {
+    let dir = AtomicDir::open(&cfg.out_dir, false)?;
+    let next = AtomicUsize::new(0);
+    let report = Mutex::new(ApplyReport::default());
+    let workers = cfg.workers.clamp(1, files.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                let mut w = Worker::new(cfg);
+                loop {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(path) = files.get(i) else { break };
+                    let res = w.one(&dir, i as u64, path);
+                    on_done(path, res.as_deref());
+                    if let Ok(mut r) = report.lock() {
+                        match res {
+                            Ok(p) => r.written.push(p),
+                            Err(e) => r.failed.push(e),
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Ok(report.into_inner().unwrap_or_default())
+}
+
+struct Worker<'a> {
+    cfg: &'a ApplyConfig,
+    scratch: Scratch,
+    rgb: ImageBuf,
+    encoders: HashMap<ImageFormat, Encoder>,
+}
+
+impl<'a> Worker<'a> {
+    fn new(cfg: &'a ApplyConfig) -> Self {
+        Worker {
+            cfg,
+            scratch: Scratch::default(),
+            rgb: ImageBuf::default(),
+            encoders: HashMap::new(),
+        }
+    }
+
+    fn one(&mut self, dir: &AtomicDir, index: u64, path: &Path) -> Result<PathBuf, ApplyError> {
+        let cfg = self.cfg;
+        let data = std::fs::read(path).map_err(|source| StillError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let img = still::decode_image(path, &data)?;
+        let format = cfg
+            .format
+            .or_else(|| cfg.template.literal_extension().and_then(ImageFormat::from_extension))
+            .unwrap_or(match StillFormat::sniff(&data) {
+                Some(StillFormat::Png) => ImageFormat::Png,
+                Some(StillFormat::Bmp) => ImageFormat::Bmp,
+                Some(StillFormat::Pnm) => ImageFormat::Ppm,
+                Some(StillFormat::Webp) => ImageFormat::Webp,
+                _ => ImageFormat::Jpeg,
+            });
+        let out = self
+            .cfg
+            .chain
+            .apply(img.as_ref(), &mut self.scratch)
+            .map_err(|source| ApplyError::Filter {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        // Keep the mode where the format can hold it; drop alpha where it cannot.
+        let out: ImageRef<'_> = if !format.supports(out.mode) && out.mode == Mode::Rgba {
+            let owned = ImageBuf::from_vec(out.width, out.height, Mode::Rgba, packed(out)).map_err(|source| {
+                ApplyError::Filter {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
+            still::strip_alpha(&owned, &mut self.rgb);
+            self.rgb.as_ref()
+        } else {
+            out
+        };
+        let enc = match self.encoders.entry(format) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(
+                Encoder::new(EncodeOptions {
+                    format,
+                    quality: cfg.quality,
+                })
+                .map_err(|source| ApplyError::Encode {
+                    path: path.to_path_buf(),
+                    source,
+                })?,
+            ),
+        };
+        let bytes = enc.encode(out).map_err(|source| ApplyError::Encode {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "image".into());
+        let time = utc_timestamp(SystemTime::now());
+        let rel = cfg.template.render(&NameValues {
+            index,
+            pts_ms: 0,
+            time: &time,
+            stream: "apply",
+            stem: &stem,
+            ext: format.extension(),
+        });
+        let write_err = |source| ApplyError::Write {
+            path: path.to_path_buf(),
+            source,
+        };
+        let temp = dir.write_temp(&rel, bytes).map_err(write_err)?;
+        let replace = if cfg.overwrite { Replace::Allowed } else { Replace::Never };
+        dir.commit(temp, &rel, replace).map_err(write_err)
+    }
+}
+
+fn packed(img: ImageRef<'_>) -> Vec<u8> {
+    let mut v = Vec::with_capacity(img.width as usize * img.height as usize * img.mode.channels());
+    for y in 0..img.height {
+        v.extend_from_slice(img.row(y));
+    }
+    v
+}
