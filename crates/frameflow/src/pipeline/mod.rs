@@ -17,7 +17,7 @@ use crate::source::{Damage, InputSpec, OpenOptions, Source, SourceError};
 use crossbeam_channel::{Receiver, Sender};
 use frameflow_filters::{Chain, FilterError, Scratch};
 use stats::{DropReason, Report, Stats};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -120,6 +120,8 @@ struct Shared<'a> {
     commit: Mutex<Committer>,
     control: Control,
     error_lines: AtomicU64,
+    /// Frames taken off the queue by workers (highest seq + 1).
+    taken: AtomicU64,
 }
 
 impl Shared<'_> {
@@ -237,6 +239,7 @@ pub fn run(cfg: &RunConfig, control: &Control) -> Result<RunOutcome, PipelineErr
         }),
         control: control.clone(),
         error_lines: AtomicU64::new(0),
+        taken: AtomicU64::new(0),
     };
     let done = AtomicBool::new(false);
 
@@ -304,6 +307,8 @@ fn decode_loop(
     let mut first_pts: Option<i64> = None;
     let mut next_fps_ms: Option<f64> = None;
     let stop = &shared.control.stop;
+    // (seq, queued at) of frames possibly still waiting in the queue (drop policies only).
+    let mut sent: VecDeque<(u64, Instant)> = VecDeque::new();
     loop {
         if stop.load(Ordering::Relaxed) {
             return None;
@@ -348,39 +353,7 @@ fn decode_loop(
             let ticks = ((rel_ms - next) / step).floor() + 1.0;
             next_fps_ms = Some(next + ticks * step);
         }
-        let buf = match cfg.overload {
-            Overload::Block => loop {
-                if let Some(b) = pool.get_timeout(Duration::from_millis(50)) {
-                    break Some(b);
-                }
-                if stop.load(Ordering::Relaxed) {
-                    break None;
-                }
-            },
-            Overload::DropNewest => {
-                let b = pool.try_get();
-                if b.is_none() {
-                    stats.dropped(DropReason::DropNewest);
-                }
-                b
-            }
-            Overload::DropOldest => pool.try_get().or_else(|| match rx.try_recv() {
-                Ok(old) => {
-                    stats.dropped(DropReason::DropOldest);
-                    shared.finish(old.seq, None);
-                    Some(old.buf)
-                }
-                // Every buffer is inside a worker: wait for one to come back.
-                Err(_) => loop {
-                    if let Some(b) = pool.get_timeout(Duration::from_millis(50)) {
-                        break Some(b);
-                    }
-                    if stop.load(Ordering::Relaxed) {
-                        break None;
-                    }
-                },
-            }),
-        };
+        let buf = acquire(shared, pool, rx, &mut sent);
         let Some(mut buf) = buf else { continue };
         if let Err(e) = source.convert_into(&mut buf) {
             pool.put(buf);
@@ -394,11 +367,69 @@ fn decode_loop(
             decoded_at: Instant::now(),
             buf,
         };
+        if cfg.overload != Overload::Block {
+            sent.push_back((seq, frame.decoded_at));
+        }
         seq += 1;
         if let Err(e) = tx.send(frame) {
             // All workers are gone (cannot happen while we hold the channel open).
             pool.put(e.into_inner().buf);
             return None;
+        }
+    }
+}
+
+/// How long a queued frame may wait before a drop policy discards frames. Bursts shorter
+/// than this — such as the frames a live input buffered while it was being probed — are
+/// absorbed rather than dropped; a sink that stays slower than the stream still has
+/// frames dropped, keeping the queue's latency under this bound.
+pub const DROP_GRACE: Duration = Duration::from_millis(1000);
+
+/// A free buffer for the next frame, under the overload policy. `None` means the frame
+/// is not to be converted: dropped (counted here) or the run is stopping.
+fn acquire(
+    shared: &Shared<'_>,
+    pool: &BufferPool,
+    rx: &Receiver<Frame>,
+    sent: &mut VecDeque<(u64, Instant)>,
+) -> Option<crate::frames::FrameBuf> {
+    let policy = shared.cfg.overload;
+    let tick = Duration::from_millis(50);
+    loop {
+        if let Some(b) = pool.try_get() {
+            return Some(b);
+        }
+        if shared.control.stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        if policy == Overload::Block {
+            if let Some(b) = pool.get_timeout(tick) {
+                return Some(b);
+            }
+            continue;
+        }
+        let taken = shared.taken.load(Ordering::Relaxed);
+        while sent.front().is_some_and(|(s, _)| *s < taken) {
+            sent.pop_front();
+        }
+        let age = sent.front().map(|(_, t)| t.elapsed());
+        if age.is_some_and(|a| a >= DROP_GRACE) {
+            if policy == Overload::DropNewest {
+                shared.stats.dropped(DropReason::DropNewest);
+                return None;
+            }
+            if let Ok(old) = rx.try_recv() {
+                while sent.front().is_some_and(|(s, _)| *s <= old.seq) {
+                    sent.pop_front();
+                }
+                shared.stats.dropped(DropReason::DropOldest);
+                shared.finish(old.seq, None);
+                return Some(old.buf);
+            }
+        }
+        let wait = age.map_or(tick, |a| DROP_GRACE.saturating_sub(a).clamp(Duration::from_millis(1), tick));
+        if let Some(b) = pool.get_timeout(wait) {
+            return Some(b);
         }
     }
 }
@@ -427,6 +458,7 @@ fn worker(shared: &Shared<'_>, rx: Receiver<Frame>, pool: BufferPool) {
         ext: cfg.encode.format.extension(),
     });
     for frame in rx {
+        shared.taken.fetch_max(frame.seq + 1, Ordering::Relaxed);
         if shared.control.abort.load(Ordering::Relaxed) {
             pool.put(frame.buf);
             shared.finish(frame.seq, None);
