@@ -303,6 +303,7 @@ impl Source {
 
     /// Decodes the next frame. `Ok(None)` at the end of the input.
     pub fn next_frame(&mut self) -> Result<Option<FrameMeta>, SourceError> {
+        let mut drain_errors = 0;
         loop {
             if self.done {
                 return Ok(None);
@@ -327,9 +328,13 @@ impl Source {
                 Err(e) => {
                     self.note_decode_error(&e);
                     if self.draining {
-                        // Nothing more can come out; treat as the end.
-                        self.done = true;
-                        return Ok(None);
+                        // A damaged frame while flushing: later ones may still be fine.
+                        drain_errors += 1;
+                        if drain_errors > 64 {
+                            self.done = true;
+                            return Ok(None);
+                        }
+                        continue;
                     }
                 }
             }
@@ -533,6 +538,10 @@ fn open_input(
         ff::format::context::Input::wrap(ctx)
     };
     interrupt.arm(None);
+    // libavformat reads any text file as "ANSI art" video; nobody means that.
+    if spec.format.is_none() && input.format().name() == "tty" {
+        return Err(open_err("not a video file (it is text)".into()));
+    }
     Ok((input, interrupt))
 }
 
