@@ -1,0 +1,508 @@
+//! Pillow's 3×3 / 5×5 convolution (`ImageFilter.Kernel`, `Image.filter`), bit-exact.
+//!
+//! Pillow's arithmetic (libImaging/Filter.c), which this module reproduces:
+//! - each weight is divided by the scale in `f32`; the offset gets `+ 0.5` in `f32`;
+//! - per output byte, `ss = offset + 0.5`, then for each kernel row `ss += rowsum`, where
+//!   `rowsum = in[x-d]*k0 + in[x]*k1 + in[x+d]*k2` (5 taps for 5×5) is evaluated left to
+//!   right in `f32`; kernel row 0 multiplies the image row *below* the pixel (rows are
+//!   flipped, columns are not);
+//! - the result is clamped to 0..=255 and truncated (`clip8`);
+//! - the outer 1 (3×3) or 2 (5×5) rows and columns are copied unchanged, and an image
+//!   smaller than the kernel is copied unchanged;
+//! - every band is filtered, alpha included.
+//!
+//! Zero weights are skipped (exact: `t + 0.0 == t`). When every `weight / scale` and
+//! `offset + 0.5` are multiples of `2^-k` and all partial sums stay below `2^24 · 2^-k`,
+//! the `f32` arithmetic is exact, so an equivalent integer path is used (EMBOSS, BLUR,
+//! SHARPEN, FIND_EDGES, CONTOUR, EDGE_ENHANCE, EDGE_ENHANCE_MORE, most user kernels).
+
+use crate::{ImageBuf, ImageRef};
+use std::fmt;
+
+/// Bytes processed per inner chunk (accumulators live on the stack).
+const CHUNK: usize = 512;
+
+/// A kernel could not be built.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum KernelError {
+    /// Not 9 or 25 weights.
+    #[error("must be 9 (3x3) or 25 (5x5) numbers, got {0}")]
+    WrongCount(usize),
+    /// A weight, the scale or the offset is not a finite `f32`.
+    #[error("must be finite numbers")]
+    NotFinite,
+    /// The scale is zero (explicitly given).
+    #[error("scale must not be 0")]
+    ZeroScale,
+}
+
+/// Exact integer form of a kernel: `out = clamp((off + Σ q·p) >> shift, 0, 255)`.
+#[derive(Debug, Clone, PartialEq)]
+struct Fixed {
+    shift: u32,
+    q: Vec<i32>,
+    off: i32,
+}
+
+/// A 3×3 or 5×5 convolution kernel with Pillow's semantics.
+#[derive(Clone, PartialEq)]
+pub struct Kernel {
+    size: usize,
+    weights: Vec<f64>,
+    scale: f64,
+    scale_given: bool,
+    offset: f64,
+    /// `weight / scale` in f32, row-major as given.
+    q: Vec<f32>,
+    /// `offset + 0.5` in f32.
+    off: f32,
+    fixed: Option<Fixed>,
+}
+
+impl fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kernel")
+            .field("size", &self.size)
+            .field("weights", &self.weights)
+            .field("scale", &self.scale)
+            .field("offset", &self.offset)
+            .field("integer_path", &self.fixed.is_some())
+            .finish()
+    }
+}
+
+/// Names and `(size, scale, offset, weights)` of Pillow's built-in kernels
+/// (`ImageFilter.BLUR` …), copied from ImageFilter.py.
+const BUILTINS: &[(&str, usize, f64, f64, &[f64])] = &[
+    (
+        "blur",
+        5,
+        16.0,
+        0.0,
+        &[
+            1., 1., 1., 1., 1., 1., 0., 0., 0., 1., 1., 0., 0., 0., 1., 1., 0., 0., 0., 1., 1., 1.,
+            1., 1., 1.,
+        ],
+    ),
+    (
+        "contour",
+        3,
+        1.0,
+        255.0,
+        &[-1., -1., -1., -1., 8., -1., -1., -1., -1.],
+    ),
+    (
+        "detail",
+        3,
+        6.0,
+        0.0,
+        &[0., -1., 0., -1., 10., -1., 0., -1., 0.],
+    ),
+    (
+        "edge_enhance",
+        3,
+        2.0,
+        0.0,
+        &[-1., -1., -1., -1., 10., -1., -1., -1., -1.],
+    ),
+    (
+        "edge_enhance_more",
+        3,
+        1.0,
+        0.0,
+        &[-1., -1., -1., -1., 9., -1., -1., -1., -1.],
+    ),
+    (
+        "emboss",
+        3,
+        1.0,
+        128.0,
+        &[-1., 0., 0., 0., 1., 0., 0., 0., 0.],
+    ),
+    (
+        "find_edges",
+        3,
+        1.0,
+        0.0,
+        &[-1., -1., -1., -1., 8., -1., -1., -1., -1.],
+    ),
+    (
+        "sharpen",
+        3,
+        16.0,
+        0.0,
+        &[-2., -2., -2., -2., 32., -2., -2., -2., -2.],
+    ),
+    (
+        "smooth",
+        3,
+        13.0,
+        0.0,
+        &[1., 1., 1., 1., 5., 1., 1., 1., 1.],
+    ),
+    (
+        "smooth_more",
+        5,
+        100.0,
+        0.0,
+        &[
+            1., 1., 1., 1., 1., 1., 5., 5., 5., 1., 1., 5., 44., 5., 1., 1., 5., 5., 5., 1., 1.,
+            1., 1., 1., 1.,
+        ],
+    ),
+];
+
+/// Names of the built-in kernels, as used in filter chains (`ImageFilter.<NAME>` lowercased).
+pub const BUILTIN_NAMES: [&str; 10] = [
+    "blur",
+    "contour",
+    "detail",
+    "edge_enhance",
+    "edge_enhance_more",
+    "emboss",
+    "find_edges",
+    "sharpen",
+    "smooth",
+    "smooth_more",
+];
+
+impl Kernel {
+    /// Builds a kernel like `ImageFilter.Kernel((n, n), weights, scale, offset)`.
+    ///
+    /// `weights` are row-major, top row first, 9 or 25 of them. `scale` defaults to the
+    /// sum of the weights, or 1 when that sum is 0 (Pillow itself would divide by zero
+    /// and produce NaN-driven garbage; an explicit scale of 0 is refused).
+    pub fn new(weights: &[f64], scale: Option<f64>, offset: f64) -> Result<Kernel, KernelError> {
+        let size = match weights.len() {
+            9 => 3,
+            25 => 5,
+            n => return Err(KernelError::WrongCount(n)),
+        };
+        let finite = |v: f64| v.is_finite() && (v as f32).is_finite();
+        if !weights.iter().all(|&w| finite(w)) || !finite(offset) {
+            return Err(KernelError::NotFinite);
+        }
+        let (scale_value, scale_given) = match scale {
+            Some(s) if !finite(s) => return Err(KernelError::NotFinite),
+            Some(s) if s as f32 == 0.0 => return Err(KernelError::ZeroScale),
+            Some(s) => (s, true),
+            None => {
+                // Python's functools.reduce(a + b) over the weights, in f64.
+                let sum = weights.iter().fold(0.0f64, |a, &b| a + b);
+                (if sum as f32 == 0.0 { 1.0 } else { sum }, false)
+            }
+        };
+        let s32 = scale_value as f32;
+        let q: Vec<f32> = weights.iter().map(|&w| w as f32 / s32).collect();
+        if !q.iter().all(|v| v.is_finite()) {
+            return Err(KernelError::NotFinite);
+        }
+        // C: `offset += 0.5` on a float (double rounding through double is innocuous
+        // for a single addition).
+        let off = offset as f32 + 0.5f32;
+        let fixed = Self::fixed_form(&q, off);
+        Ok(Kernel {
+            size,
+            weights: weights.to_vec(),
+            scale: scale_value,
+            scale_given,
+            offset,
+            q,
+            off,
+            fixed,
+        })
+    }
+
+    /// One of Pillow's built-in kernels by chain name (`"emboss"`, `"blur"`, …).
+    pub fn builtin(name: &str) -> Option<Kernel> {
+        let &(_, _size, scale, offset, weights) = BUILTINS.iter().find(|b| b.0 == name)?;
+        // The built-in tables are valid by construction.
+        Kernel::new(weights, Some(scale), offset).ok()
+    }
+
+    /// Finds an exact integer form of the f32 arithmetic, if one exists.
+    fn fixed_form(q: &[f32], off: f32) -> Option<Fixed> {
+        let bound: f64 =
+            off.abs() as f64 + q.iter().map(|&v| 255.0 * (v as f64).abs()).sum::<f64>();
+        (0..=20u32).find_map(|shift| {
+            let m = (1u64 << shift) as f64;
+            let is_int = |v: f32| (v as f64 * m).fract() == 0.0;
+            if bound * m >= (1u32 << 24) as f64 || !is_int(off) || !q.iter().all(|&v| is_int(v)) {
+                return None;
+            }
+            Some(Fixed {
+                shift,
+                q: q.iter().map(|&v| (v as f64 * m) as i32).collect(),
+                off: (off as f64 * m) as i32,
+            })
+        })
+    }
+
+    /// Side length: 3 or 5.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// The weights as given, row-major, top row first.
+    pub fn weights(&self) -> &[f64] {
+        &self.weights
+    }
+
+    /// The effective scale (given, or the default).
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    /// Whether the scale was given explicitly (rather than defaulted).
+    pub fn scale_given(&self) -> bool {
+        self.scale_given
+    }
+
+    /// The offset added after scaling.
+    pub fn offset(&self) -> f64 {
+        self.offset
+    }
+
+    /// Whether the exact integer path is used for this kernel.
+    pub fn uses_integer_path(&self) -> bool {
+        self.fixed.is_some()
+    }
+
+    /// Convolves `src` into `dst` (reshaped to the same size and mode).
+    pub fn apply(&self, src: ImageRef<'_>, dst: &mut ImageBuf) {
+        self.apply_with(src, dst, self.fixed.is_some());
+    }
+
+    /// Same as [`Kernel::apply`], choosing the path (tests compare both).
+    fn apply_with(&self, src: ImageRef<'_>, dst: &mut ImageBuf, integer: bool) {
+        dst.copy_from(src);
+        let (w, h) = (src.width as usize, src.height as usize);
+        let r = self.size / 2;
+        if w < self.size || h < self.size {
+            return;
+        }
+        let c = src.mode.channels();
+        let rb = w * c;
+        // Interior bytes of a row: [r*c, (w-r)*c).
+        let (lo, hi) = (r * c, (w - r) * c);
+        let out_rows = dst.data_mut().chunks_exact_mut(rb);
+        for (y, out) in out_rows.enumerate().take(h - r).skip(r) {
+            // Kernel row kr multiplies image row y + r - kr.
+            let mut rows: [&[u8]; 5] = [&[]; 5];
+            for (kr, row) in rows.iter_mut().enumerate().take(self.size) {
+                *row = src.row((y + r - kr) as u32);
+            }
+            let rows = &rows[..self.size];
+            let out = &mut out[lo..hi];
+            match (&self.fixed, integer) {
+                (Some(f), true) => self.row_fixed(f, rows, lo, c, out),
+                _ => self.row_float(rows, lo, c, out),
+            }
+        }
+    }
+
+    /// One output row interior in f32, exactly in Pillow's order.
+    fn row_float(&self, rows: &[&[u8]], lo: usize, c: usize, out: &mut [u8]) {
+        let n = self.size;
+        let r = n / 2;
+        let mut start = 0;
+        for out in out.chunks_mut(CHUNK) {
+            let len = out.len();
+            let mut ss = [0f32; CHUNK];
+            let ss = &mut ss[..len];
+            ss.fill(self.off);
+            let mut rs = [0f32; CHUNK];
+            let rs = &mut rs[..len];
+            for (kr, row) in rows.iter().enumerate() {
+                let mut first = true;
+                for kc in 0..n {
+                    let k = self.q[kr * n + kc];
+                    if k == 0.0 {
+                        continue;
+                    }
+                    let base = lo + start + kc * c - r * c;
+                    let tap = &row[base..base + len];
+                    if first {
+                        for (a, &p) in rs.iter_mut().zip(tap) {
+                            *a = p as f32 * k;
+                        }
+                        first = false;
+                    } else {
+                        for (a, &p) in rs.iter_mut().zip(tap) {
+                            *a += p as f32 * k;
+                        }
+                    }
+                }
+                if !first {
+                    for (s, &a) in ss.iter_mut().zip(rs.iter()) {
+                        *s += a;
+                    }
+                }
+            }
+            for (o, &s) in out.iter_mut().zip(ss.iter()) {
+                // `as u8` saturates and truncates: exactly Pillow's clip8.
+                *o = s as u8;
+            }
+            start += len;
+        }
+    }
+
+    /// One output row interior with the exact integer form.
+    fn row_fixed(&self, f: &Fixed, rows: &[&[u8]], lo: usize, c: usize, out: &mut [u8]) {
+        let n = self.size;
+        let r = n / 2;
+        let mut start = 0;
+        for out in out.chunks_mut(CHUNK) {
+            let len = out.len();
+            let mut acc = [0i32; CHUNK];
+            let acc = &mut acc[..len];
+            acc.fill(f.off);
+            for (kr, row) in rows.iter().enumerate() {
+                for kc in 0..n {
+                    let k = f.q[kr * n + kc];
+                    if k == 0 {
+                        continue;
+                    }
+                    let base = lo + start + kc * c - r * c;
+                    let tap = &row[base..base + len];
+                    for (a, &p) in acc.iter_mut().zip(tap) {
+                        *a += p as i32 * k;
+                    }
+                }
+            }
+            let shift = f.shift;
+            for (o, &a) in out.iter_mut().zip(acc.iter()) {
+                *o = (a >> shift).clamp(0, 255) as u8;
+            }
+            start += len;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Mode;
+
+    fn lcg_image(w: u32, h: u32, mode: Mode, seed: u32) -> ImageBuf {
+        let mut s = seed;
+        let n = w as usize * h as usize * mode.channels();
+        let data = (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (s >> 24) as u8
+            })
+            .collect();
+        ImageBuf::from_vec(w, h, mode, data).unwrap()
+    }
+
+    #[test]
+    fn emboss_formula() {
+        // EMBOSS = clamp(128.5 + p(x,y) - p(x-1,y+1)), truncated.
+        let img = lcg_image(7, 6, Mode::L, 1);
+        let k = Kernel::builtin("emboss").unwrap();
+        assert!(k.uses_integer_path());
+        let mut out = ImageBuf::default();
+        k.apply(img.as_ref(), &mut out);
+        let p = |x: usize, y: usize| img.data()[y * 7 + x] as f64;
+        for y in 0..6 {
+            for x in 0..7 {
+                let got = out.data()[y * 7 + x];
+                let want = if x == 0 || y == 0 || x == 6 || y == 5 {
+                    p(x, y) as u8
+                } else {
+                    (128.5 + p(x, y) - p(x - 1, y + 1)).clamp(0.0, 255.0) as u8
+                };
+                assert_eq!(got, want, "at {x},{y}");
+            }
+        }
+    }
+
+    #[test]
+    fn emboss_rgba_filters_alpha_and_handles_stride() {
+        let img = lcg_image(5, 4, Mode::Rgba, 7);
+        // Same image with 3 bytes of padding per row.
+        let mut padded = Vec::new();
+        for row in img.data().chunks(20) {
+            padded.extend_from_slice(row);
+            padded.extend_from_slice(&[9, 9, 9]);
+        }
+        let view = ImageRef::new(&padded, 5, 4, 23, Mode::Rgba).unwrap();
+        let k = Kernel::builtin("emboss").unwrap();
+        let (mut a, mut b) = (ImageBuf::default(), ImageBuf::default());
+        k.apply(img.as_ref(), &mut a);
+        k.apply(view, &mut b);
+        assert_eq!(a, b);
+        // Alpha of an interior pixel is filtered too.
+        let p = |x: usize, y: usize| img.data()[(y * 5 + x) * 4 + 3] as f64;
+        assert_eq!(
+            a.data()[(5 + 1) * 4 + 3],
+            (128.5 + p(1, 1) - p(0, 2)).clamp(0.0, 255.0) as u8
+        );
+    }
+
+    #[test]
+    fn small_images_are_copied() {
+        let img = lcg_image(4, 9, Mode::Rgb, 3);
+        let mut out = ImageBuf::default();
+        Kernel::builtin("blur")
+            .unwrap()
+            .apply(img.as_ref(), &mut out);
+        assert_eq!(out, img);
+    }
+
+    #[test]
+    fn integer_path_matches_float_path() {
+        for name in BUILTIN_NAMES {
+            let k = Kernel::builtin(name).unwrap();
+            for mode in [Mode::L, Mode::Rgb, Mode::Rgba] {
+                let img = lcg_image(37, 11, mode, 11);
+                let (mut a, mut b) = (ImageBuf::default(), ImageBuf::default());
+                k.apply_with(img.as_ref(), &mut a, true);
+                k.apply_with(img.as_ref(), &mut b, false);
+                assert_eq!(a, b, "{name} {mode}");
+            }
+        }
+        let expected_int = [
+            "blur",
+            "contour",
+            "edge_enhance",
+            "edge_enhance_more",
+            "emboss",
+            "find_edges",
+            "sharpen",
+        ];
+        for name in BUILTIN_NAMES {
+            assert_eq!(
+                Kernel::builtin(name).unwrap().uses_integer_path(),
+                expected_int.contains(&name),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn default_scale_and_errors() {
+        let k = Kernel::new(&[1.0; 9], None, 0.0).unwrap();
+        assert_eq!(k.scale(), 9.0);
+        assert!(!k.scale_given());
+        let k = Kernel::new(&[-1., -1., -1., -1., 8., -1., -1., -1., -1.], None, 0.0).unwrap();
+        assert_eq!(k.scale(), 1.0);
+        assert_eq!(
+            Kernel::new(&[1.0; 8], None, 0.0),
+            Err(KernelError::WrongCount(8))
+        );
+        assert_eq!(
+            Kernel::new(&[1.0; 9], Some(0.0), 0.0),
+            Err(KernelError::ZeroScale)
+        );
+        assert_eq!(
+            Kernel::new(&[f64::NAN; 9], None, 0.0),
+            Err(KernelError::NotFinite)
+        );
+        assert_eq!(
+            Kernel::new(&[1e300; 9], Some(1.0), 0.0),
+            Err(KernelError::NotFinite)
+        );
+    }
+}
