@@ -107,7 +107,11 @@ impl<'a> Worker<'a> {
         let img = still::decode_image(path, &data)?;
         let format = cfg
             .format
-            .or_else(|| cfg.template.literal_extension().and_then(ImageFormat::from_extension))
+            .or_else(|| {
+                cfg.template
+                    .literal_extension()
+                    .and_then(ImageFormat::from_extension)
+            })
             .unwrap_or(match StillFormat::sniff(&data) {
                 Some(StillFormat::Png) => ImageFormat::Png,
                 Some(StillFormat::Bmp) => ImageFormat::Bmp,
@@ -125,12 +129,11 @@ impl<'a> Worker<'a> {
             })?;
         // Keep the mode where the format can hold it; drop alpha where it cannot.
         let out: ImageRef<'_> = if !format.supports(out.mode) && out.mode == Mode::Rgba {
-            let owned = ImageBuf::from_vec(out.width, out.height, Mode::Rgba, packed(out)).map_err(|source| {
-                ApplyError::Filter {
+            let owned = ImageBuf::from_vec(out.width, out.height, Mode::Rgba, packed(out))
+                .map_err(|source| ApplyError::Filter {
                     path: path.to_path_buf(),
                     source,
-                }
-            })?;
+                })?;
             still::strip_alpha(&owned, &mut self.rgb);
             self.rgb.as_ref()
         } else {
@@ -171,7 +174,11 @@ impl<'a> Worker<'a> {
             source,
         };
         let temp = dir.write_temp(&rel, bytes).map_err(write_err)?;
-        let replace = if cfg.overwrite { Replace::Allowed } else { Replace::Never };
+        let replace = if cfg.overwrite {
+            Replace::Allowed
+        } else {
+            Replace::Never
+        };
         dir.commit(temp, &rel, replace).map_err(write_err)
     }
 }

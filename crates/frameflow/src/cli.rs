@@ -43,11 +43,15 @@ frameflow run -i lavfi:testsrc2=size=1280x720:rate=30 -f emboss --max-frames 100
 frameflow run -i v4l2:/dev/video0 -f grayscale -o cam")]
     Run(RunArgs),
     /// Print the streams of an input: codec, size, frame rate, duration, colour tags.
-    #[command(after_help = "Examples:\n  frameflow probe clip.mp4\n  frameflow probe --json rtsp://127.0.0.1:8554/cam")]
+    #[command(
+        after_help = "Examples:\n  frameflow probe clip.mp4\n  frameflow probe --json rtsp://127.0.0.1:8554/cam"
+    )]
     Probe(ProbeArgs),
     /// Filter image files once (JPEG, PNG, BMP, PPM, WebP in; L/RGB/RGBA kept).
-    #[command(after_help = "Examples:\n  frameflow apply -f emboss -o out photos/*.jpg\n  \
-frameflow apply -f gaussian_blur=2,grayscale --format png -o out a.png b.webp")]
+    #[command(
+        after_help = "Examples:\n  frameflow apply -f emboss -o out photos/*.jpg\n  \
+frameflow apply -f gaussian_blur=2,grayscale --format png -o out a.png b.webp"
+    )]
     Apply(ApplyArgs),
     /// List every filter with its parameters, defaults and the Pillow call it matches.
     #[command(after_help = "Examples:\n  frameflow filters")]

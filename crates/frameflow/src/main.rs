@@ -83,7 +83,8 @@ fn init_logging(cli: &Cli) {
 /// removes our temporary files and exits at once.
 fn install_signals(control: &Control, out_dir: std::path::PathBuf) -> anyhow::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("installing signal handlers")?;
     let control = control.clone();
     std::thread::Builder::new()
         .name("ff-signals".into())
@@ -110,8 +111,10 @@ fn pick_format(args: &RunArgs, template: &Template) -> Result<ImageFormat, Failu
 /// --format and the template's extension, checked against each other.
 fn format_choice(flag: Option<&str>, template: &Template) -> Result<Option<ImageFormat>, Failure> {
     let from_flag = flag
-        .as_deref()
-        .map(|f| f.parse::<ImageFormat>().map_err(|e| usage(anyhow::anyhow!("--format: {e}"))))
+        .map(|f| {
+            f.parse::<ImageFormat>()
+                .map_err(|e| usage(anyhow::anyhow!("--format: {e}")))
+        })
         .transpose()?;
     let from_name = match template.literal_extension() {
         None => None,
@@ -132,7 +135,8 @@ fn format_choice(flag: Option<&str>, template: &Template) -> Result<Option<Image
 
 fn cmd_apply(args: &ApplyArgs, cli: &Cli) -> Result<ExitCode, Failure> {
     use frameflow::batch::{ApplyConfig, apply};
-    let chain = Chain::parse(&args.chain).map_err(|e| usage(anyhow::anyhow!("-f '{}': {e}", args.chain)))?;
+    let chain = Chain::parse(&args.chain)
+        .map_err(|e| usage(anyhow::anyhow!("-f '{}': {e}", args.chain)))?;
     let template = Template::parse(&args.name).map_err(usage)?;
     let format = format_choice(args.format.as_deref(), &template)?;
     let cfg = ApplyConfig {
@@ -152,8 +156,10 @@ fn cmd_apply(args: &ApplyArgs, cli: &Cli) -> Result<ExitCode, Failure> {
     let bar = (!cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
         let b = indicatif::ProgressBar::new(args.files.len() as u64);
         b.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} files, {per_sec}, eta {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} files, {per_sec}, eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         b
     });
@@ -179,16 +185,19 @@ fn cmd_apply(args: &ApplyArgs, cli: &Cli) -> Result<ExitCode, Failure> {
             report.failed.len()
         );
     }
-    Ok(if report.failed.is_empty() && !control.stop.load(Ordering::Relaxed) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(
+        if report.failed.is_empty() && !control.stop.load(Ordering::Relaxed) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+    )
 }
 
 fn cmd_run(args: &RunArgs, cli: &Cli) -> Result<ExitCode, Failure> {
     let input = InputSpec::parse(&args.input).map_err(usage)?;
-    let chain = Chain::parse(&args.chain).map_err(|e| usage(anyhow::anyhow!("-f '{}': {e}", args.chain)))?;
+    let chain = Chain::parse(&args.chain)
+        .map_err(|e| usage(anyhow::anyhow!("-f '{}': {e}", args.chain)))?;
     let template = Template::parse(&args.name).map_err(usage)?;
     let format = pick_format(args, &template)?;
     let out_mode = chain
@@ -339,7 +348,10 @@ fn cmd_filters() -> Result<ExitCode, Failure> {
         } else {
             format!("{}={}", f.name, params.join(":"))
         };
-        out.push_str(&format!("  {sig}\n      {}\n      Pillow: {}\n", f.help, f.pillow));
+        out.push_str(&format!(
+            "  {sig}\n      {}\n      Pillow: {}\n",
+            f.help, f.pillow
+        ));
         for p in f.params {
             out.push_str(&format!("      - {}: {}\n", p.name, p.help));
         }

@@ -5,7 +5,7 @@
 //! by design, whatever the stream does, and no frame allocates once the buffers have
 //! grown to the stream's size.
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, Sender};
 use frameflow_filters::{ImageRef, Mode};
 use std::time::{Duration, Instant};
 
@@ -109,18 +109,12 @@ impl BufferPool {
 
     /// A free buffer, if one is available now.
     pub fn try_get(&self) -> Option<FrameBuf> {
-        match self.rx.try_recv() {
-            Ok(b) => Some(b),
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-        }
+        self.rx.try_recv().ok()
     }
 
     /// Waits up to `timeout` for a free buffer.
     pub fn get_timeout(&self, timeout: Duration) -> Option<FrameBuf> {
-        match self.rx.recv_timeout(timeout) {
-            Ok(b) => Some(b),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.rx.recv_timeout(timeout).ok()
     }
 
     /// Returns a buffer to the pool.

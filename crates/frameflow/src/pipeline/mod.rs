@@ -128,11 +128,15 @@ impl Shared<'_> {
     /// Hands over the result for `seq` (None = skipped) and commits everything that is
     /// now in order.
     fn finish(&self, seq: u64, item: Option<Pending>) {
-        let Ok(mut c) = self.commit.lock() else { return };
+        let Ok(mut c) = self.commit.lock() else {
+            return;
+        };
         c.pending.insert(seq, item);
         loop {
             let next = c.next_seq;
-            let Some(item) = c.pending.remove(&next) else { break };
+            let Some(item) = c.pending.remove(&next) else {
+                break;
+            };
             c.next_seq += 1;
             let Some(p) = item else { continue };
             if self.control.abort.load(Ordering::Relaxed) {
@@ -145,7 +149,11 @@ impl Shared<'_> {
 
     fn commit_one(&self, c: &mut Committer, p: Pending) {
         let cfg = self.cfg;
-        let replace = if cfg.overwrite { Replace::Allowed } else { Replace::Never };
+        let replace = if cfg.overwrite {
+            Replace::Allowed
+        } else {
+            Replace::Never
+        };
         let time = utc_timestamp(SystemTime::now());
         let stem = cfg.input.default_label();
         let mut temp = p.temp;
@@ -185,7 +193,7 @@ impl Shared<'_> {
     fn fail(&self, msg: &str) {
         Stats::add(&self.stats.failed, 1);
         let n = self.error_lines.fetch_add(1, Ordering::Relaxed);
-        if n < 10 || n % 100 == 0 {
+        if n < 10 || n.is_multiple_of(100) {
             tracing::error!("input '{}': {msg}", self.cfg.input.raw);
         }
     }
@@ -281,7 +289,10 @@ pub fn run(cfg: &RunConfig, control: &Control) -> Result<RunOutcome, PipelineErr
         Ok(res)
     })?;
     let damage = source.damage().clone();
-    Stats::add(&stats.decode_errors, damage.decode_errors + damage.corrupt_frames);
+    Stats::add(
+        &stats.decode_errors,
+        damage.decode_errors + damage.corrupt_frames,
+    );
     let report = Report::new(vec![stats.snapshot()]);
     Ok(RunOutcome {
         report,
@@ -337,7 +348,7 @@ fn decode_loop(
             continue;
         }
         if let Some(n) = s.every
-            && (decoded - 1) % n.max(1) != 0
+            && !(decoded - 1).is_multiple_of(n.max(1))
         {
             stats.dropped(DropReason::Sampling);
             continue;
@@ -427,7 +438,11 @@ fn acquire(
                 return Some(old.buf);
             }
         }
-        let wait = age.map_or(tick, |a| DROP_GRACE.saturating_sub(a).clamp(Duration::from_millis(1), tick));
+        let wait = age.map_or(tick, |a| {
+            DROP_GRACE
+                .saturating_sub(a)
+                .clamp(Duration::from_millis(1), tick)
+        });
         if let Some(b) = pool.get_timeout(wait) {
             return Some(b);
         }
@@ -520,7 +535,10 @@ mod tests {
     fn utc_timestamps() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_515_330_123);
         assert_eq!(utc_timestamp(t), "20261124T101530.123Z");
-        assert_eq!(utc_timestamp(SystemTime::UNIX_EPOCH), "19700101T000000.000Z");
+        assert_eq!(
+            utc_timestamp(SystemTime::UNIX_EPOCH),
+            "19700101T000000.000Z"
+        );
         let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(utc_timestamp(leap), "20000229T000000.000Z");
     }

@@ -268,9 +268,15 @@ impl Report {
     /// Writes the report atomically (temporary file, then rename).
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir)?;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let tmp = dir.join(format!(".ff-{}-stats-{name}.tmp", std::process::id()));
         std::fs::write(&tmp, &json)?;
         std::fs::rename(&tmp, path).inspect_err(|_| {
@@ -299,7 +305,19 @@ mod tests {
 
     #[test]
     fn histogram_index_round_trips() {
-        for v in [0u64, 1, 63, 64, 65, 127, 128, 1000, 123_456, 1 << 40, u64::MAX] {
+        for v in [
+            0u64,
+            1,
+            63,
+            64,
+            65,
+            127,
+            128,
+            1000,
+            123_456,
+            1 << 40,
+            u64::MAX,
+        ] {
             let i = Histogram::index(v);
             assert!(i < BUCKETS, "{v}");
             assert!(Histogram::value(i) <= v, "{v}");
@@ -317,7 +335,10 @@ mod tests {
         s.dropped(DropReason::DropOldest);
         s.dropped(DropReason::Sampling);
         let r = Report::new(vec![s.snapshot(), s.snapshot()]);
-        assert_eq!((r.frames_decoded, r.frames_written, r.frames_dropped), (10, 2, 4));
+        assert_eq!(
+            (r.frames_decoded, r.frames_written, r.frames_dropped),
+            (10, 2, 4)
+        );
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("stats.json");
         r.write(&p).unwrap();

@@ -101,7 +101,10 @@ impl AtomicDir {
             let mut f = match OpenOptions::new().write(true).create_new(true).open(&temp) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound && parent != self.root => {
                     fs::create_dir_all(&parent)?;
-                    OpenOptions::new().write(true).create_new(true).open(&temp)?
+                    OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&temp)?
                 }
                 other => other?,
             };
@@ -123,7 +126,12 @@ impl AtomicDir {
     /// Gives `temp` its final name `rel`. With [`Replace::Never`] an existing file is never
     /// replaced, even by a concurrent writer (`renameat2(RENAME_NOREPLACE)`, or link+unlink
     /// on filesystems without it). On failure the temporary file is removed.
-    pub fn commit(&self, temp: TempFile, rel: &str, replace: Replace) -> Result<PathBuf, WriteError> {
+    pub fn commit(
+        &self,
+        temp: TempFile,
+        rel: &str,
+        replace: Replace,
+    ) -> Result<PathBuf, WriteError> {
         self.commit_keep(temp, rel, replace).map_err(|(t, e)| {
             self.discard(t);
             e
@@ -158,7 +166,12 @@ impl AtomicDir {
                 {
                     // The file is in place; report that its durability is not certain.
                     let path = parent.to_path_buf();
-                    return Err((TempFile { path: PathBuf::new() }, WriteError::Dir { path, source }));
+                    return Err((
+                        TempFile {
+                            path: PathBuf::new(),
+                        },
+                        WriteError::Dir { path, source },
+                    ));
                 }
                 Ok(dest)
             }
@@ -167,7 +180,14 @@ impl AtomicDir {
             }
             Err(source) => {
                 let from = temp.path.clone();
-                Err((temp, WriteError::Rename { from, to: dest, source }))
+                Err((
+                    temp,
+                    WriteError::Rename {
+                        from,
+                        to: dest,
+                        source,
+                    },
+                ))
             }
         }
     }
@@ -230,9 +250,10 @@ pub fn remove_own_temps(root: &Path) -> usize {
             let name = name.to_string_lossy();
             match entry.file_type() {
                 Ok(ft) if ft.is_dir() => stack.push(entry.path()),
-                Ok(_) if is_temp_name(&name)
-                    && temp_owner_pid(&name) == Some(me)
-                    && fs::remove_file(entry.path()).is_ok() =>
+                Ok(_)
+                    if is_temp_name(&name)
+                        && temp_owner_pid(&name) == Some(me)
+                        && fs::remove_file(entry.path()).is_ok() =>
                 {
                     removed += 1;
                 }
@@ -311,7 +332,11 @@ mod tests {
         out.commit(t, "a.jpg", Replace::Allowed).unwrap();
         assert_eq!(fs::read(dir.path().join("a.jpg")).unwrap(), b"three");
         // nothing but the final file is left
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
     }
 

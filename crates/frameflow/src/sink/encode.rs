@@ -68,8 +68,13 @@ impl std::fmt::Display for ImageFormat {
 /// Why a frame could not be encoded.
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
-    #[error("{format} cannot store mode {mode} (Pillow refuses it too); add a grayscale step or choose png")]
-    UnsupportedMode { format: ImageFormat, mode: &'static str },
+    #[error(
+        "{format} cannot store mode {mode} (Pillow refuses it too); add a grayscale step or choose png"
+    )]
+    UnsupportedMode {
+        format: ImageFormat,
+        mode: &'static str,
+    },
     #[error("JPEG encoder (libjpeg-turbo): {0}")]
     Jpeg(#[from] turbojpeg::Error),
     #[error("PNG encoder: {0}")]
@@ -215,7 +220,9 @@ impl Encoder {
             }
         };
         if mem.is_empty() {
-            return Err(EncodeError::Webp(format!("libwebp could not encode a {w}x{h} image")));
+            return Err(EncodeError::Webp(format!(
+                "libwebp could not encode a {w}x{h} image"
+            )));
         }
         self.out.extend_from_slice(&mem);
         Ok(())

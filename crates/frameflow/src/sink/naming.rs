@@ -131,7 +131,11 @@ impl Template {
                     }
                     parts.push(Part::Field { field, width });
                 }
-                '}' => return Err(invalid("unmatched '}' (write '}}' for a literal brace)".into())),
+                '}' => {
+                    return Err(invalid(
+                        "unmatched '}' (write '}}' for a literal brace)".into(),
+                    ));
+                }
                 '\0' => return Err(invalid("NUL character".into())),
                 c => lit.push(c),
             }
@@ -152,7 +156,9 @@ impl Template {
             return Err("empty template".into());
         }
         if self.text.starts_with('/') || self.text.starts_with('\\') {
-            return Err("absolute paths are refused: the name must stay inside the output directory".into());
+            return Err(
+                "absolute paths are refused: the name must stay inside the output directory".into(),
+            );
         }
         // Render with placeholder values and check every path component.
         let sample = self.render(&NameValues {
@@ -169,7 +175,9 @@ impl Template {
                 Component::Normal(_) => {}
                 Component::CurDir => {}
                 Component::ParentDir => {
-                    return Err("'..' is refused: the name must stay inside the output directory".into());
+                    return Err(
+                        "'..' is refused: the name must stay inside the output directory".into(),
+                    );
                 }
                 Component::RootDir | Component::Prefix(_) => {
                     return Err("absolute paths are refused: the name must stay inside the output directory".into());
@@ -189,9 +197,15 @@ impl Template {
 
     /// True when the template contains `{index}`.
     pub fn has_index(&self) -> bool {
-        self.parts
-            .iter()
-            .any(|p| matches!(p, Part::Field { field: Field::Index, .. }))
+        self.parts.iter().any(|p| {
+            matches!(
+                p,
+                Part::Field {
+                    field: Field::Index,
+                    ..
+                }
+            )
+        })
     }
 
     /// The literal extension the template ends with (`png` for `frame{index}.png`), if any.
@@ -427,7 +441,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t = Template::parse("f{index:03}.{ext}").unwrap();
         assert_eq!(t.highest_existing_index(dir.path(), "jpg"), None);
-        for n in ["f000.jpg", "f007.jpg", "f003.jpg", ".f999.jpg.tmp", "f999.png", "notes.txt"] {
+        for n in [
+            "f000.jpg",
+            "f007.jpg",
+            "f003.jpg",
+            ".f999.jpg.tmp",
+            "f999.png",
+            "notes.txt",
+        ] {
             std::fs::write(dir.path().join(n), b"x").unwrap();
         }
         assert_eq!(t.highest_existing_index(dir.path(), "jpg"), Some(7));

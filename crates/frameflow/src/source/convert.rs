@@ -82,7 +82,11 @@ fn pix_fmt_name(format: i32) -> String {
 
 impl Converter {
     /// Converts `frame` into `dst` (reshaped to the frame's size).
-    pub fn convert(&mut self, frame: &ffmpeg_next::frame::Video, dst: &mut FrameBuf) -> Result<(), ConvertError> {
+    pub fn convert(
+        &mut self,
+        frame: &ffmpeg_next::frame::Video,
+        dst: &mut FrameBuf,
+    ) -> Result<(), ConvertError> {
         // SAFETY: frame wraps a valid AVFrame holding a decoded picture.
         let f = unsafe { &*frame.as_ptr() };
         let key = Key {
@@ -142,7 +146,8 @@ impl Converter {
         };
         // SAFETY: plain FFI calls with valid arguments; results are checked.
         unsafe {
-            let src_fmt: ffi::AVPixelFormat = std::mem::transmute::<i32, ffi::AVPixelFormat>(key.format);
+            let src_fmt: ffi::AVPixelFormat =
+                std::mem::transmute::<i32, ffi::AVPixelFormat>(key.format);
             if ffi::sws_isSupportedInput(src_fmt) == 0 {
                 return Err(unsupported());
             }
@@ -154,7 +159,7 @@ impl Converter {
                 key.width,
                 key.height,
                 ffi::AVPixelFormat::AV_PIX_FMT_RGB24,
-                ffi::SWS_BICUBIC as i32,
+                ffi::SWS_BICUBIC,
                 ptr::null_mut(),
                 ptr::null_mut(),
                 ptr::null(),
@@ -166,7 +171,8 @@ impl Converter {
             // matrix (input and output table alike) and, when tagged, its range.
             let mut inv_table: *mut i32 = ptr::null_mut();
             let mut table: *mut i32 = ptr::null_mut();
-            let (mut in_full, mut out_full, mut brightness, mut contrast, mut saturation) = (0, 0, 0, 0, 0);
+            let (mut in_full, mut out_full, mut brightness, mut contrast, mut saturation) =
+                (0, 0, 0, 0, 0);
             ffi::sws_getColorspaceDetails(
                 ctx,
                 &mut inv_table,

@@ -15,14 +15,14 @@ pub use spec::{InputKind, InputSpec, SpecError};
 
 use crate::frames::FrameBuf;
 use convert::{ConvertError, Converter};
-use ffmpeg_next as ff;
 use ff::ffi;
+use ffmpeg_next as ff;
 use std::ffi::{CStr, CString};
 use std::os::raw::{c_int, c_void};
 use std::ptr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// What went wrong with an input, and at which step.
@@ -47,7 +47,11 @@ pub enum SourceError {
         reason: String,
     },
     #[error("input '{input}': stalled: no data for {secs:.1} s (after {frames} frames)")]
-    Stalled { input: String, secs: f64, frames: u64 },
+    Stalled {
+        input: String,
+        secs: f64,
+        frames: u64,
+    },
     #[error("input '{input}': frame {frame}: {source}")]
     Convert {
         input: String,
@@ -216,7 +220,11 @@ fn err_string(e: ff::Error) -> String {
 
 impl Source {
     /// Opens `spec` and its best video stream. `stop` aborts blocking I/O when set.
-    pub fn open(spec: &InputSpec, opts: &OpenOptions, stop: Arc<AtomicBool>) -> Result<Source, SourceError> {
+    pub fn open(
+        spec: &InputSpec,
+        opts: &OpenOptions,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Source, SourceError> {
         let (input, interrupt) = open_input(spec, opts, stop)?;
         let (stream_index, time_base, params, frame_rate, duration_s) = {
             let Some(stream) = input.streams().best(ff::media::Type::Video) else {
@@ -227,21 +235,33 @@ impl Source {
                     .join(", ");
                 return Err(SourceError::NoVideo {
                     input: spec.raw.clone(),
-                    streams: if streams.is_empty() { "none".into() } else { streams },
+                    streams: if streams.is_empty() {
+                        "none".into()
+                    } else {
+                        streams
+                    },
                 });
             };
             let afr = stream.avg_frame_rate();
             let rate = (afr.denominator() != 0 && afr.numerator() > 0).then(|| f64::from(afr));
             let dur = input.duration();
             let duration_s = (dur > 0).then(|| dur as f64 / f64::from(ffi::AV_TIME_BASE));
-            (stream.index(), stream.time_base(), stream.parameters(), rate, duration_s)
+            (
+                stream.index(),
+                stream.time_base(),
+                stream.parameters(),
+                rate,
+                duration_s,
+            )
         };
         let format_name = input.format().name().to_string();
 
-        let mut ctx = ff::codec::context::Context::from_parameters(params).map_err(|e| SourceError::Decoder {
-            input: spec.raw.clone(),
-            codec: "video".into(),
-            reason: err_string(e),
+        let mut ctx = ff::codec::context::Context::from_parameters(params).map_err(|e| {
+            SourceError::Decoder {
+                input: spec.raw.clone(),
+                codec: "video".into(),
+                reason: err_string(e),
+            }
         })?;
         let codec_name = ctx.id().name().to_string();
         // SAFETY: setting plain fields on an unopened codec context.
@@ -312,8 +332,13 @@ impl Source {
                 Ok(()) => {
                     let meta = self.meta();
                     // SAFETY: reading plain fields of the decoded frame.
-                    let (flags, errs) = unsafe { ((*self.frame.as_ptr()).flags, (*self.frame.as_ptr()).decode_error_flags) };
-                    if flags & ffi::AV_FRAME_FLAG_CORRUPT as i32 != 0 || errs != 0 {
+                    let (flags, errs) = unsafe {
+                        (
+                            (*self.frame.as_ptr()).flags,
+                            (*self.frame.as_ptr()).decode_error_flags,
+                        )
+                    };
+                    if flags & ffi::AV_FRAME_FLAG_CORRUPT != 0 || errs != 0 {
                         self.damage.corrupt_frames += 1;
                         tracing::debug!(input = %self.spec.raw, frame = self.frames_out, "corrupt frame (concealed)");
                     }
@@ -493,7 +518,8 @@ fn open_input(
         dict.set("analyzeduration", "500000");
         dict.set("probesize", "500000");
     }
-    let url = CString::new(spec.url.as_str()).map_err(|_| open_err("contains a NUL byte".into()))?;
+    let url =
+        CString::new(spec.url.as_str()).map_err(|_| open_err("contains a NUL byte".into()))?;
     let open_deadline = match spec.kind {
         InputKind::Network => Some(opts.timeout),
         _ => None,

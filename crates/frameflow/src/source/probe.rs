@@ -1,8 +1,8 @@
 //! `frameflow probe`: the streams of an input, as libavformat sees them.
 
 use super::{InputSpec, OpenOptions, SourceError, open_input};
-use ffmpeg_next as ff;
 use ff::ffi;
+use ffmpeg_next as ff;
 use serde::Serialize;
 use std::ffi::CStr;
 use std::os::raw::c_char;
@@ -90,9 +90,10 @@ pub fn probe(spec: &InputSpec, opts: &OpenOptions) -> Result<ProbeInfo, SourceEr
             ps.height = Some(par.height as u32);
             // SAFETY: name lookups accept any enum value.
             unsafe {
-                ps.pix_fmt = cstr(ffi::av_get_pix_fmt_name(std::mem::transmute::<i32, ffi::AVPixelFormat>(
-                    par.format,
-                )));
+                ps.pix_fmt = cstr(ffi::av_get_pix_fmt_name(std::mem::transmute::<
+                    i32,
+                    ffi::AVPixelFormat,
+                >(par.format)));
                 ps.color_space = cstr(ffi::av_color_space_name(par.color_space));
                 ps.color_range = cstr(ffi::av_color_range_name(par.color_range));
                 ps.color_primaries = cstr(ffi::av_color_primaries_name(par.color_primaries));

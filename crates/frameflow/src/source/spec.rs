@@ -34,7 +34,9 @@ pub struct InputSpec {
 pub enum SpecError {
     #[error("empty input")]
     Empty,
-    #[error("input '{0}': missing graph after 'lavfi:' (e.g. lavfi:testsrc2=size=1280x720:rate=30)")]
+    #[error(
+        "input '{0}': missing graph after 'lavfi:' (e.g. lavfi:testsrc2=size=1280x720:rate=30)"
+    )]
     EmptyLavfi(String),
     #[error("input '{0}': missing device after 'v4l2:' (e.g. v4l2:/dev/video0)")]
     EmptyV4l2(String),
@@ -162,8 +164,14 @@ mod tests {
         assert_eq!(s.default_label(), "video0");
         let s = InputSpec::parse("-").unwrap();
         assert_eq!((s.kind, s.url.as_str()), (InputKind::Stdin, "pipe:0"));
-        assert_eq!(InputSpec::parse("file:///x/y.ts").unwrap().kind, InputKind::File);
-        assert_eq!(InputSpec::parse("hls+http://h/p.m3u8").unwrap().kind, InputKind::Network);
+        assert_eq!(
+            InputSpec::parse("file:///x/y.ts").unwrap().kind,
+            InputKind::File
+        );
+        assert_eq!(
+            InputSpec::parse("hls+http://h/p.m3u8").unwrap().kind,
+            InputKind::Network
+        );
         assert!(InputSpec::parse("").is_err());
         assert!(InputSpec::parse("lavfi:").is_err());
     }

@@ -49,7 +49,21 @@ impl StillFormat {
             [0x89, b'P', b'N', b'G', ..] => StillFormat::Png,
             [b'B', b'M', ..] => StillFormat::Bmp,
             [b'P', b'1'..=b'6', ..] => StillFormat::Pnm,
-            [b'R', b'I', b'F', b'F', _, _, _, _, b'W', b'E', b'B', b'P', ..] => StillFormat::Webp,
+            [
+                b'R',
+                b'I',
+                b'F',
+                b'F',
+                _,
+                _,
+                _,
+                _,
+                b'W',
+                b'E',
+                b'B',
+                b'P',
+                ..,
+            ] => StillFormat::Webp,
             _ => return None,
         })
     }
@@ -102,7 +116,9 @@ pub fn decode_image(path: &Path, data: &[u8]) -> Result<ImageBuf, StillError> {
             let header = d.read_header(data).map_err(|e| err(e.to_string()))?;
             let (mode, pf) = match header.colorspace {
                 turbojpeg::Colorspace::Gray => (Mode::L, turbojpeg::PixelFormat::GRAY),
-                turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK => return Err(mode_err("CMYK")),
+                turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK => {
+                    return Err(mode_err("CMYK"));
+                }
                 _ => (Mode::Rgb, turbojpeg::PixelFormat::RGB),
             };
             let (w, h) = (header.width, header.height);
@@ -131,7 +147,9 @@ pub fn decode_image(path: &Path, data: &[u8]) -> Result<ImageBuf, StillError> {
                 return Err(mode_err("P (palette)"));
             }
             let mut pixels = vec![0u8; reader.output_buffer_size()];
-            let info = reader.next_frame(&mut pixels).map_err(|e| err(e.to_string()))?;
+            let info = reader
+                .next_frame(&mut pixels)
+                .map_err(|e| err(e.to_string()))?;
             pixels.truncate(info.buffer_size());
             let mode = match info.color_type {
                 png::ColorType::Grayscale => Mode::L,
@@ -146,7 +164,11 @@ pub fn decode_image(path: &Path, data: &[u8]) -> Result<ImageBuf, StillError> {
             let img = webp::Decoder::new(data)
                 .decode()
                 .ok_or_else(|| err("invalid, truncated or animated WebP".into()))?;
-            let mode = if img.is_alpha() { Mode::Rgba } else { Mode::Rgb };
+            let mode = if img.is_alpha() {
+                Mode::Rgba
+            } else {
+                Mode::Rgb
+            };
             build(img.width(), img.height(), mode, img.to_vec())
         }
         StillFormat::Bmp | StillFormat::Pnm => {
@@ -155,7 +177,8 @@ pub fn decode_image(path: &Path, data: &[u8]) -> Result<ImageBuf, StillError> {
             } else {
                 image::ImageFormat::Pnm
             };
-            let img = image::load_from_memory_with_format(data, fmt).map_err(|e| err(e.to_string()))?;
+            let img =
+                image::load_from_memory_with_format(data, fmt).map_err(|e| err(e.to_string()))?;
             let (w, h) = (img.width(), img.height());
             match img {
                 image::DynamicImage::ImageLuma8(b) => build(w, h, Mode::L, b.into_raw()),
@@ -170,7 +193,11 @@ pub fn decode_image(path: &Path, data: &[u8]) -> Result<ImageBuf, StillError> {
 /// Drops the alpha band (`convert("RGB")`), for formats that cannot store it.
 pub fn strip_alpha(img: &ImageBuf, out: &mut ImageBuf) {
     out.reshape(img.width(), img.height(), Mode::Rgb);
-    for (d, s) in out.data_mut().chunks_exact_mut(3).zip(img.data().chunks_exact(4)) {
+    for (d, s) in out
+        .data_mut()
+        .chunks_exact_mut(3)
+        .zip(img.data().chunks_exact(4))
+    {
         d.copy_from_slice(&s[..3]);
     }
 }
@@ -181,18 +208,33 @@ mod tests {
 
     #[test]
     fn sniffs_formats() {
-        assert_eq!(StillFormat::sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Some(StillFormat::Jpeg));
+        assert_eq!(
+            StillFormat::sniff(&[0xFF, 0xD8, 0xFF, 0xE0]),
+            Some(StillFormat::Jpeg)
+        );
         assert_eq!(StillFormat::sniff(b"\x89PNG\r\n"), Some(StillFormat::Png));
-        assert_eq!(StillFormat::sniff(b"P6\n1 1\n255\n"), Some(StillFormat::Pnm));
-        assert_eq!(StillFormat::sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some(StillFormat::Webp));
+        assert_eq!(
+            StillFormat::sniff(b"P6\n1 1\n255\n"),
+            Some(StillFormat::Pnm)
+        );
+        assert_eq!(
+            StillFormat::sniff(b"RIFF\0\0\0\0WEBPVP8 "),
+            Some(StillFormat::Webp)
+        );
         assert_eq!(StillFormat::sniff(b"hello"), None);
     }
 
     #[test]
     fn refuses_empty_and_garbage() {
         let p = Path::new("x.jpg");
-        assert!(matches!(decode_image(p, b""), Err(StillError::Empty { .. })));
-        assert!(matches!(decode_image(p, b"hello"), Err(StillError::UnknownFormat { .. })));
+        assert!(matches!(
+            decode_image(p, b""),
+            Err(StillError::Empty { .. })
+        ));
+        assert!(matches!(
+            decode_image(p, b"hello"),
+            Err(StillError::UnknownFormat { .. })
+        ));
         assert!(matches!(
             decode_image(p, &[0xFF, 0xD8, 0xFF, 0xE0, 0, 1]),
             Err(StillError::Decode { .. })
@@ -201,7 +243,11 @@ mod tests {
 
     #[test]
     fn ppm_round_trip() {
-        let img = decode_image(Path::new("a.ppm"), b"P6\n2 1\n255\n\x01\x02\x03\x04\x05\x06").unwrap();
+        let img = decode_image(
+            Path::new("a.ppm"),
+            b"P6\n2 1\n255\n\x01\x02\x03\x04\x05\x06",
+        )
+        .unwrap();
         assert_eq!((img.width(), img.height(), img.mode()), (2, 1, Mode::Rgb));
         assert_eq!(img.data(), &[1, 2, 3, 4, 5, 6]);
         let mut rgb = ImageBuf::default();
