@@ -212,6 +212,9 @@ enum FrameError {
 
 /// Runs one stream to its end (or until `control.stop`).
 pub fn run(cfg: &RunConfig, control: &Control) -> Result<RunOutcome, PipelineError> {
+    // Check the encoder can be built, and open the input, before touching the output.
+    drop(Encoder::new(cfg.encode)?);
+    let mut source = Source::open(&cfg.input, &cfg.open, control.stop.clone())?;
     let dir = AtomicDir::open(&cfg.out_dir, false)?;
     let ext = cfg.encode.format.extension();
     let first_index = if cfg.overwrite {
@@ -221,9 +224,6 @@ pub fn run(cfg: &RunConfig, control: &Control) -> Result<RunOutcome, PipelineErr
             .highest_existing_index(&cfg.out_dir, ext)
             .map_or(0, |i| i + 1)
     };
-    // Check the encoder can be built before touching the input.
-    drop(Encoder::new(cfg.encode)?);
-    let mut source = Source::open(&cfg.input, &cfg.open, control.stop.clone())?;
     let info = source.info().clone();
     tracing::info!(
         input = %cfg.input.raw, format = %info.format, codec = %info.codec,
