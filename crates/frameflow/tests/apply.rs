@@ -25,7 +25,10 @@ fn apply_matches_pillow_for_every_step() {
         .expect("running the conformance script");
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "frameflow apply differs from Pillow:\n{stdout}");
+    assert!(
+        out.status.success(),
+        "frameflow apply differs from Pillow:\n{stdout}"
+    );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
 }
 
@@ -47,12 +50,19 @@ fn apply_reports_bad_files_and_goes_on() {
         .expect("run frameflow");
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("bad.png") && stderr.contains("empty.jpg"), "{stderr}");
+    assert!(
+        stderr.contains("bad.png") && stderr.contains("empty.jpg"),
+        "{stderr}"
+    );
     let names: Vec<String> = std::fs::read_dir(&out)
         .expect("out dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, vec!["good.png".to_string()], "only the good file's output, no temp files");
+    assert_eq!(
+        names,
+        vec!["good.png".to_string()],
+        "only the good file's output, no temp files"
+    );
     // A second run refuses to overwrite, a third with --overwrite replaces.
     let again = Command::new(env!("CARGO_BIN_EXE_frameflow"))
         .args(["apply", "-o"])
@@ -102,12 +112,39 @@ fn filters_lists_every_step_with_its_pillow_call() {
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     for name in [
-        "blur", "contour", "detail", "edge_enhance", "edge_enhance_more", "emboss", "find_edges", "sharpen",
-        "smooth", "smooth_more", "gaussian_blur", "box_blur", "unsharp_mask", "median", "min", "max", "mode",
-        "kernel", "grayscale", "invert", "resize", "crop", "rotate", "flip",
+        "blur",
+        "contour",
+        "detail",
+        "edge_enhance",
+        "edge_enhance_more",
+        "emboss",
+        "find_edges",
+        "sharpen",
+        "smooth",
+        "smooth_more",
+        "gaussian_blur",
+        "box_blur",
+        "unsharp_mask",
+        "median",
+        "min",
+        "max",
+        "mode",
+        "kernel",
+        "grayscale",
+        "invert",
+        "resize",
+        "crop",
+        "rotate",
+        "flip",
     ] {
-        assert!(text.lines().any(|l| l.trim_start().starts_with(name)), "{name} missing:\n{text}");
+        assert!(
+            text.lines().any(|l| l.trim_start().starts_with(name)),
+            "{name} missing:\n{text}"
+        );
     }
-    assert!(text.contains("ImageFilter.EMBOSS") || text.contains("EMBOSS"), "{text}");
+    assert!(
+        text.contains("ImageFilter.EMBOSS") || text.contains("EMBOSS"),
+        "{text}"
+    );
     assert!(text.contains("GaussianBlur"), "{text}");
 }

@@ -141,3 +141,168 @@ fn live_h264_mpegts_emboss_jpeg() {
         tmp.path(),
     );
 }
+
+/// Is this final-named output complete? PNG: ends with the IEND chunk; JPEG: ends with
+/// the EOI marker.
+fn complete_image(name: &str, bytes: &[u8]) -> bool {
+    if name.ends_with(".png") {
+        bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.ends_with(b"IEND\xae\x42\x60\x82")
+    } else if name.ends_with(".jpg") {
+        bytes.starts_with(&[0xff, 0xd8]) && bytes.ends_with(&[0xff, 0xd9])
+    } else {
+        !bytes.is_empty()
+    }
+}
+
+/// Watches `dir` until `stop`, checking every file the moment it is visible under a final
+/// (non-dot) name: it must already be complete. Returns (files checked, incomplete ones).
+fn watch_outputs(
+    dir: std::path::PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(usize, Vec<String>)> {
+    use std::sync::atomic::Ordering;
+    std::thread::spawn(move || {
+        let mut seen = std::collections::HashSet::new();
+        let mut bad = Vec::new();
+        loop {
+            let last = stop.load(Ordering::SeqCst);
+            for name in list_dir(&dir) {
+                if name.starts_with('.') || seen.contains(&name) {
+                    continue;
+                }
+                if let Ok(bytes) = std::fs::read(dir.join(&name)) {
+                    if !complete_image(&name, &bytes) {
+                        bad.push(format!("{name} ({} bytes)", bytes.len()));
+                    }
+                    seen.insert(name);
+                }
+            }
+            if last {
+                return (seen.len(), bad);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    })
+}
+
+#[test]
+fn live_outputs_are_complete_whenever_visible() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let tmp = tempdir();
+    let media = make_mpeg1_ps(tmp.path(), "test1.mpg", CLIP_SECS);
+    let (_, n) = reference_rgb(&media, tmp.path(), W, H);
+    let out = tmp.path().join("frames");
+    std::fs::create_dir_all(&out).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = watch_outputs(out.clone(), stop.clone());
+
+    let server = LiveServer::start(&media, "mpeg", "test1.mpg", tmp.path());
+    let run = frameflow(
+        [
+            "run",
+            "-i",
+            &server.url,
+            "-f",
+            "emboss",
+            "-o",
+            &s(&out),
+            "--format",
+            "png",
+        ],
+        RUN_DEADLINE,
+    );
+    stop.store(true, Ordering::SeqCst);
+    let (checked, bad) = watcher.join().unwrap();
+    run.assert_code(0);
+    assert!(
+        bad.is_empty(),
+        "outputs visible under their final name before they were complete: {bad:?}\n{}",
+        run.describe()
+    );
+    assert_eq!(checked, n, "{}", run.describe());
+    assert_no_temp_files(&out);
+}
+
+/// SIGTERM mid-stream: stop reading, finish the frames in flight, write stats, exit 0
+/// within 5 s, and leave only complete outputs, numbered without gaps.
+#[test]
+fn sigterm_mid_stream_exits_0_quickly_leaving_only_complete_frames() {
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+    let tmp = tempdir();
+    let media = make_mpeg1_ps(tmp.path(), "test1.mpg", 10.0);
+    let (raw, _) = reference_rgb(&media, tmp.path(), W, H);
+    let out = tmp.path().join("frames");
+    let stats = tmp.path().join("stats.json");
+    let server = LiveServer::start(&media, "mpeg", "test1.mpg", tmp.path());
+    let mut child = Command::new(bin())
+        .args(["run", "-i", &server.url, "-f", "emboss", "--format", "png"])
+        .arg("-o")
+        .arg(&out)
+        .arg("--stats-json")
+        .arg(&stats)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start frameflow");
+    // Let it write some frames (bounded wait).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while list_dir(&out)
+        .iter()
+        .filter(|n| !n.starts_with('.'))
+        .count()
+        < 20
+    {
+        assert!(Instant::now() < deadline, "no frames written within 30 s");
+        if let Ok(Some(st)) = child.try_wait() {
+            panic!("frameflow exited early: {st}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t0 = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let (status, timed_out) = wait_deadline(&mut child, Duration::from_secs(20));
+    let took = t0.elapsed();
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(!timed_out, "frameflow ignored SIGTERM for 20 s\n{err}");
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "exit after SIGTERM\n{err}"
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "SIGTERM to exit took {took:?}\n{err}"
+    );
+    assert_no_temp_files(&out);
+    let files = list_dir(&out);
+    assert!(
+        files.len() < 250,
+        "it read the whole stream instead of stopping"
+    );
+    let ctx = Captured {
+        status,
+        stdout: String::new(),
+        stderr: err,
+        elapsed: took,
+        timed_out,
+        cmdline: "frameflow run … (SIGTERM)".into(),
+    };
+    // Every output complete and correct, numbered 0..k without gaps.
+    let mut check = Check::new(&raw, W, H, &out);
+    check.filter = "emboss";
+    check.count = Some(files.len());
+    check.run(&ctx);
+    let (_, written) = stats_counts(&stats, &ctx);
+    assert_eq!(written as usize, files.len(), "stats written after SIGTERM");
+}

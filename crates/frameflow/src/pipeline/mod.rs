@@ -332,17 +332,18 @@ fn decode_loop(
             Ok(None) => return None,
             Err(e) => return Some(e),
         };
-        decoded += 1;
-        Stats::add(&stats.decoded, 1);
         let first = *first_pts.get_or_insert(meta.pts_ms);
         let rel_ms = (meta.pts_ms - first) as f64;
         let start_ms = s.start.unwrap_or(0.0) * 1000.0;
         if let Some(d) = s.duration
             && rel_ms >= start_ms + d * 1000.0
         {
+            // Past the end of the selection: not part of this run.
             source.start_drain();
             return None;
         }
+        decoded += 1;
+        Stats::add(&stats.decoded, 1);
         if rel_ms < start_ms {
             stats.dropped(DropReason::Sampling);
             continue;

@@ -338,7 +338,13 @@ impl Source {
                             (*self.frame.as_ptr()).decode_error_flags,
                         )
                     };
-                    if flags & ffi::AV_FRAME_FLAG_CORRUPT != 0 || errs != 0 {
+                    let corrupt = flags & ffi::AV_FRAME_FLAG_CORRUPT != 0 || errs != 0;
+                    if corrupt && self.interrupt.stop.load(Ordering::Relaxed) {
+                        // A stop cut the last read short: this frame was decoded from
+                        // partial data. It is not damage in the input; just drop it.
+                        continue;
+                    }
+                    if corrupt {
                         self.damage.corrupt_frames += 1;
                         tracing::debug!(input = %self.spec.raw, frame = self.frames_out, "corrupt frame (concealed)");
                     }
