@@ -341,8 +341,10 @@ impl Source {
                     let corrupt = flags & ffi::AV_FRAME_FLAG_CORRUPT != 0 || errs != 0;
                     if corrupt && self.interrupt.stop.load(Ordering::Relaxed) {
                         // A stop cut the last read short: this frame was decoded from
-                        // partial data. It is not damage in the input; just drop it.
-                        continue;
+                        // partial data. It is not damage in the input. End here, so the
+                        // outputs stay a gap-free prefix of the stream.
+                        self.done = true;
+                        return Ok(None);
                     }
                     if corrupt {
                         self.damage.corrupt_frames += 1;
