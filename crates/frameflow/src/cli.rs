@@ -107,6 +107,16 @@ pub struct RunArgs {
     /// (default: block for files, drop-oldest for live inputs). Every drop is counted.
     #[arg(long, value_enum, value_name = "POLICY")]
     pub overload: Option<Overload>,
+    /// Reopen a network input after it ends, fails or stalls (the default), with backoff
+    /// 0.5 s doubling to 30 s.
+    #[arg(long, overrides_with = "no_reconnect")]
+    pub reconnect: bool,
+    /// Do not reopen a network input: end the run when it ends or fails.
+    #[arg(long, overrides_with = "reconnect")]
+    pub no_reconnect: bool,
+    /// Give up after N consecutive failed reconnect attempts (default: never).
+    #[arg(long, value_name = "N")]
+    pub reconnect_max: Option<u32>,
     /// No data for S seconds = stalled (network inputs; also bounds connecting).
     #[arg(long, value_name = "S", default_value_t = 10.0, value_parser = positive_f64)]
     pub timeout: f64,

@@ -14,5 +14,6 @@ pub mod frames;
 pub mod pipeline;
 pub mod sink;
 pub mod source;
+pub mod supervisor;
 
 pub use frameflow_filters as filters;

@@ -246,6 +246,10 @@ fn cmd_run(args: &RunArgs, cli: &Cli) -> Result<ExitCode, Failure> {
         overwrite: args.overwrite,
         label,
         stats_json: args.stats_json.clone(),
+        reconnect: frameflow::supervisor::ReconnectPolicy {
+            enabled: !args.no_reconnect,
+            max_attempts: args.reconnect_max,
+        },
         input,
     };
     let control = Control::default();

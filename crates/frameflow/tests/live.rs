@@ -28,8 +28,10 @@ fn live_emboss(media: &Path, mux: &str, url_path: &str, opts: Live, tmp: &Path) 
     let stats = tmp.join("stats.json");
 
     let mut server = LiveServer::start(media, mux, url_path, tmp);
+    // The server serves one client and exits: the run ends with the stream.
     let mut args = vec![
         "run".to_string(),
+        "--no-reconnect".into(),
         "-i".into(),
         server.url.clone(),
         "-f".into(),
@@ -201,6 +203,7 @@ fn live_outputs_are_complete_whenever_visible() {
     let run = frameflow(
         [
             "run",
+            "--no-reconnect",
             "-i",
             &server.url,
             "-f",
@@ -237,7 +240,16 @@ fn sigterm_mid_stream_exits_0_quickly_leaving_only_complete_frames() {
     let stats = tmp.path().join("stats.json");
     let server = LiveServer::start(&media, "mpeg", "test1.mpg", tmp.path());
     let mut child = Command::new(bin())
-        .args(["run", "-i", &server.url, "-f", "emboss", "--format", "png"])
+        .args([
+            "run",
+            "--no-reconnect",
+            "-i",
+            &server.url,
+            "-f",
+            "emboss",
+            "--format",
+            "png",
+        ])
         .arg("-o")
         .arg(&out)
         .arg("--stats-json")

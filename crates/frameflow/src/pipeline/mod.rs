@@ -14,6 +14,7 @@ use crate::sink::atomic::{AtomicDir, Replace, TempFile, WriteError};
 use crate::sink::encode::{EncodeError, EncodeOptions, Encoder};
 use crate::sink::naming::{NameValues, Template};
 use crate::source::{Damage, InputSpec, OpenOptions, Source, SourceError};
+use crate::supervisor::{Backoff, Clock, Decision, EndCause, ReconnectPolicy, SystemClock, decide};
 use crossbeam_channel::{Receiver, Sender};
 use frameflow_filters::{Chain, FilterError, Scratch};
 use stats::{DropReason, Report, Stats};
@@ -65,6 +66,8 @@ pub struct RunConfig {
     pub overwrite: bool,
     pub label: String,
     pub stats_json: Option<PathBuf>,
+    /// Reopening live inputs after they end, fail or stall.
+    pub reconnect: ReconnectPolicy,
 }
 
 /// Failures that stop a run before or while it starts.
@@ -250,6 +253,7 @@ pub fn run(cfg: &RunConfig, control: &Control) -> Result<RunOutcome, PipelineErr
         taken: AtomicU64::new(0),
     };
     let done = AtomicBool::new(false);
+    let mut damage = Damage::default();
 
     let source_error = std::thread::scope(|scope| -> Result<Option<SourceError>, PipelineError> {
         let mut handles = Vec::with_capacity(workers);
@@ -280,7 +284,7 @@ pub fn run(cfg: &RunConfig, control: &Control) -> Result<RunOutcome, PipelineErr
                     }
                 });
         }
-        let res = decode_loop(&shared, &mut source, &pool, &tx, &rx);
+        let res = supervise(&shared, &mut source, &pool, &tx, &rx, &mut damage);
         drop(tx);
         for h in handles {
             let _ = h.join();
@@ -288,7 +292,7 @@ pub fn run(cfg: &RunConfig, control: &Control) -> Result<RunOutcome, PipelineErr
         done.store(true, Ordering::Relaxed);
         Ok(res)
     })?;
-    let damage = source.damage().clone();
+    damage.add(source.damage());
     Stats::add(
         &stats.decode_errors,
         damage.decode_errors + damage.corrupt_frames,
@@ -303,53 +307,87 @@ pub fn run(cfg: &RunConfig, control: &Control) -> Result<RunOutcome, PipelineErr
 }
 
 /// Reads, samples and converts frames, and queues them under the overload policy.
+/// What the decoder carries from one connection to the next.
+#[derive(Debug, Default)]
+struct DecodeState {
+    /// Frames accepted so far (the next frame's `seq`).
+    seq: u64,
+    /// Frames decoded and considered (selected or sampled out).
+    decoded: u64,
+    /// First pts of the current connection.
+    first_pts: Option<i64>,
+    /// Stream time (ms) at which the current connection started.
+    pts_offset: f64,
+    /// Stream time (ms) of the last frame.
+    last_rel_ms: f64,
+    next_fps_ms: Option<f64>,
+    /// (seq, queued at) of frames possibly still waiting in the queue (drop policies only).
+    sent: VecDeque<(u64, Instant)>,
+}
+
+impl DecodeState {
+    /// A new connection: its timestamps start over; stream time continues.
+    fn reconnected(&mut self, gap_ms: f64) {
+        self.first_pts = None;
+        self.pts_offset = self.last_rel_ms + gap_ms;
+    }
+}
+
+/// Runs the decoder over one connection; returns why it ended.
 fn decode_loop(
     shared: &Shared<'_>,
     source: &mut Source,
     pool: &BufferPool,
     tx: &Sender<Frame>,
     rx: &Receiver<Frame>,
-) -> Option<SourceError> {
+    state: &mut DecodeState,
+) -> (EndCause, Option<SourceError>) {
     let cfg = shared.cfg;
     let stats = &shared.stats;
     let s = &cfg.sampling;
-    let mut seq = 0u64;
-    let mut decoded = 0u64;
-    let mut first_pts: Option<i64> = None;
-    let mut next_fps_ms: Option<f64> = None;
+    let DecodeState {
+        seq,
+        decoded,
+        first_pts,
+        pts_offset,
+        last_rel_ms,
+        next_fps_ms,
+        sent,
+    } = state;
     let stop = &shared.control.stop;
-    // (seq, queued at) of frames possibly still waiting in the queue (drop policies only).
-    let mut sent: VecDeque<(u64, Instant)> = VecDeque::new();
     loop {
         if stop.load(Ordering::Relaxed) {
-            return None;
+            return (EndCause::Finished, None);
         }
-        if s.max_frames.is_some_and(|m| seq >= m) {
-            return None;
+        if s.max_frames.is_some_and(|m| *seq >= m) {
+            return (EndCause::Finished, None);
         }
         let meta = match source.next_frame() {
             Ok(Some(m)) => m,
-            Ok(None) => return None,
-            Err(e) => return Some(e),
+            Ok(None) if stop.load(Ordering::Relaxed) => return (EndCause::Finished, None),
+            Ok(None) => return (EndCause::EndOfStream, None),
+            Err(e) => return (EndCause::Failed, Some(e)),
         };
+        // Stream time from the first frame, continued across reconnects.
         let first = *first_pts.get_or_insert(meta.pts_ms);
-        let rel_ms = (meta.pts_ms - first) as f64;
+        let rel_ms = (meta.pts_ms - first) as f64 + *pts_offset;
+        *last_rel_ms = rel_ms;
         let start_ms = s.start.unwrap_or(0.0) * 1000.0;
         if let Some(d) = s.duration
             && rel_ms >= start_ms + d * 1000.0
         {
             // Past the end of the selection: not part of this run.
             source.start_drain();
-            return None;
+            return (EndCause::Finished, None);
         }
-        decoded += 1;
+        *decoded += 1;
         Stats::add(&stats.decoded, 1);
         if rel_ms < start_ms {
             stats.dropped(DropReason::Sampling);
             continue;
         }
         if let Some(n) = s.every
-            && !(decoded - 1).is_multiple_of(n.max(1))
+            && !(*decoded - 1).is_multiple_of(n.max(1))
         {
             stats.dropped(DropReason::Sampling);
             continue;
@@ -363,9 +401,9 @@ fn decode_loop(
             }
             // Next tick after this frame, on the grid anchored at the first selected one.
             let ticks = ((rel_ms - next) / step).floor() + 1.0;
-            next_fps_ms = Some(next + ticks * step);
+            *next_fps_ms = Some(next + ticks * step);
         }
-        let buf = acquire(shared, pool, rx, &mut sent);
+        let buf = acquire(shared, pool, rx, sent);
         let Some(mut buf) = buf else { continue };
         if let Err(e) = source.convert_into(&mut buf) {
             pool.put(buf);
@@ -373,20 +411,88 @@ fn decode_loop(
             continue;
         }
         let frame = Frame {
-            seq,
+            seq: *seq,
             pts_ms: meta.pts_ms,
             key: meta.key,
             decoded_at: Instant::now(),
             buf,
         };
         if cfg.overload != Overload::Block {
-            sent.push_back((seq, frame.decoded_at));
+            sent.push_back((*seq, frame.decoded_at));
         }
-        seq += 1;
+        *seq += 1;
         if let Err(e) = tx.send(frame) {
             // All workers are gone (cannot happen while we hold the channel open).
             pool.put(e.into_inner().buf);
+            return (EndCause::Finished, None);
+        }
+    }
+}
+
+/// Runs the decoder, reopening a live input after it ends, fails or stalls, as the
+/// reconnect policy says. Numbering continues across reconnects (the committer is shared).
+/// Returns the error that ended the run, if any.
+fn supervise(
+    shared: &Shared<'_>,
+    source: &mut Source,
+    pool: &BufferPool,
+    tx: &Sender<Frame>,
+    rx: &Receiver<Frame>,
+    damage: &mut Damage,
+) -> Option<SourceError> {
+    let cfg = shared.cfg;
+    let clock = SystemClock;
+    let stop = &shared.control.stop;
+    let live = cfg.input.kind == crate::source::InputKind::Network;
+    let mut state = DecodeState::default();
+    let mut backoff = Backoff::default();
+    let mut connected_at = clock.now();
+    let (mut cause, mut error) = decode_loop(shared, source, pool, tx, rx, &mut state);
+    loop {
+        let why = match (&error, cause) {
+            (Some(e), _) => e.to_string(),
+            (None, _) => format!("input '{}': end of stream", cfg.input.raw),
+        };
+        backoff.connection_ended(clock.now() - connected_at);
+        let delay = match decide(&cfg.reconnect, live, cause, &mut backoff) {
+            Decision::Finish => return error,
+            Decision::GiveUp => {
+                tracing::error!(
+                    "{why}; giving up after {} reconnect attempts",
+                    backoff.attempts()
+                );
+                return error;
+            }
+            Decision::Reconnect(d) => d,
+        };
+        tracing::warn!(
+            "{why}; reconnecting in {:.1} s (attempt {})",
+            delay.as_secs_f64(),
+            backoff.attempts()
+        );
+        let gap_start = clock.now();
+        if !clock.sleep(delay, stop) {
             return None;
+        }
+        match Source::open(&cfg.input, &cfg.open, stop.clone()) {
+            Ok(s) => {
+                damage.add(source.damage());
+                *source = s;
+                Stats::add(&shared.stats.reconnects, 1);
+                tracing::warn!("input '{}': reconnected", cfg.input.raw);
+                state.reconnected((clock.now() - gap_start).as_secs_f64() * 1000.0);
+                connected_at = clock.now();
+                (cause, error) = decode_loop(shared, source, pool, tx, rx, &mut state);
+            }
+            Err(e) if stop.load(Ordering::Relaxed) => {
+                let _ = e;
+                return None;
+            }
+            Err(e) => {
+                connected_at = clock.now();
+                cause = EndCause::Failed;
+                error = Some(e);
+            }
         }
     }
 }

@@ -184,6 +184,16 @@ pub struct Damage {
 }
 
 impl Damage {
+    /// Adds another connection's damage to this one.
+    pub fn add(&mut self, other: &Damage) {
+        self.corrupt_packets += other.corrupt_packets;
+        self.corrupt_frames += other.corrupt_frames;
+        self.decode_errors += other.decode_errors;
+        if other.last_error.is_some() {
+            self.last_error.clone_from(&other.last_error);
+        }
+    }
+
     pub fn any(&self) -> bool {
         self.corrupt_packets + self.corrupt_frames + self.decode_errors > 0
     }
@@ -385,6 +395,7 @@ impl Source {
                 self.interrupt.arm(Some(self.opts.timeout));
             }
             let res = self.packet.read(&mut self.input);
+            let timed_out = self.interrupt.timed_out.load(Ordering::Relaxed);
             self.interrupt.arm(None);
             match res {
                 Ok(()) => {
@@ -417,7 +428,9 @@ impl Source {
                         self.start_drain();
                         return Ok(());
                     }
-                    if self.interrupt.timed_out.load(Ordering::Relaxed) {
+                    let rw_timeout =
+                        matches!(e, ff::Error::Other { errno } if errno == libc::ETIMEDOUT);
+                    if timed_out || rw_timeout {
                         return Err(SourceError::Stalled {
                             input: self.spec.raw.clone(),
                             secs: self.opts.timeout.as_secs_f64(),

@@ -1,0 +1,280 @@
+//! The supervisor's policies: when to reconnect a live input and how long to wait.
+//!
+//! Time is injected through [`Clock`], so the backoff and retry logic is tested without
+//! sleeping (moonfire-nvr style). The pipeline drives these; they hold no I/O.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Whether and how often a live input is reopened after it ends, fails or stalls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReconnectPolicy {
+    pub enabled: bool,
+    /// Give up after this many consecutive failed attempts (`None`: never).
+    pub max_attempts: Option<u32>,
+}
+
+impl Default for ReconnectPolicy {
+    fn default() -> Self {
+        ReconnectPolicy {
+            enabled: true,
+            max_attempts: None,
+        }
+    }
+}
+
+/// Exponential backoff with jitter: 0.5 s doubling to 30 s; back to 0.5 s once the input
+/// has been healthy for a minute.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+    pub healthy_reset: Duration,
+    attempt: u32,
+    rng: u64,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x9E37_79B9, |d| d.as_nanos() as u64)
+            ^ u64::from(std::process::id());
+        Backoff::with_seed(seed)
+    }
+}
+
+impl Backoff {
+    pub fn with_seed(seed: u64) -> Backoff {
+        Backoff {
+            initial: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+            healthy_reset: Duration::from_secs(60),
+            attempt: 0,
+            rng: seed | 1,
+        }
+    }
+
+    /// Consecutive attempts so far.
+    pub fn attempts(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The wait before the next attempt: the base delay for this attempt, ±20 % jitter
+    /// (never above `max`).
+    pub fn next_delay(&mut self) -> Duration {
+        let base = self
+            .initial
+            .saturating_mul(1u32 << self.attempt.min(16))
+            .min(self.max);
+        self.attempt = self.attempt.saturating_add(1);
+        // xorshift64*
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let r = (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64;
+        base.mul_f64(0.8 + 0.4 * r).min(self.max)
+    }
+
+    /// Called when a connection ends after having delivered frames for `healthy_for`.
+    pub fn connection_ended(&mut self, healthy_for: Duration) {
+        if healthy_for >= self.healthy_reset {
+            self.attempt = 0;
+        }
+    }
+}
+
+/// Time, injectable.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Instant;
+    /// Waits `d`, or less if `stop` is set; returns false when stopped.
+    fn sleep(&self, d: Duration, stop: &AtomicBool) -> bool;
+}
+
+/// The real clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+    fn sleep(&self, d: Duration, stop: &AtomicBool) -> bool {
+        let end = Instant::now() + d;
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(20)));
+        }
+    }
+}
+
+/// Why a connection ended, as the supervisor sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndCause {
+    /// Stop requested, or the run's limits (`--max-frames`, `--duration`) reached.
+    Finished,
+    /// The input ended (the server closed the stream).
+    EndOfStream,
+    /// A read error or a stall.
+    Failed,
+}
+
+/// The supervisor's decision after a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// End the run.
+    Finish,
+    /// Reopen the input after this delay.
+    Reconnect(Duration),
+    /// End the run: the attempts are used up.
+    GiveUp,
+}
+
+/// Decides what to do when a connection (or a reconnect attempt) ended.
+pub fn decide(
+    policy: &ReconnectPolicy,
+    live: bool,
+    cause: EndCause,
+    backoff: &mut Backoff,
+) -> Decision {
+    if cause == EndCause::Finished || !live || !policy.enabled {
+        return Decision::Finish;
+    }
+    if policy.max_attempts.is_some_and(|m| backoff.attempts() >= m) {
+        return Decision::GiveUp;
+    }
+    Decision::Reconnect(backoff.next_delay())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// A clock that advances only when slept on.
+    struct FakeClock {
+        now: Mutex<Instant>,
+        slept: Mutex<Vec<Duration>>,
+    }
+
+    impl Clock for FakeClock {
+        fn now(&self) -> Instant {
+            *self.now.lock().unwrap()
+        }
+        fn sleep(&self, d: Duration, stop: &AtomicBool) -> bool {
+            if stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            *self.now.lock().unwrap() += d;
+            self.slept.lock().unwrap().push(d);
+            true
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_to_the_cap_with_jitter() {
+        let mut b = Backoff::with_seed(42);
+        let delays: Vec<f64> = (0..10).map(|_| b.next_delay().as_secs_f64()).collect();
+        let bases = [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0, 30.0];
+        for (d, base) in delays.iter().zip(bases) {
+            assert!(
+                *d >= base * 0.8 - 1e-9 && *d <= (base * 1.2).min(30.0) + 1e-9,
+                "{delays:?}"
+            );
+        }
+        assert!(delays.iter().all(|d| *d <= 30.0));
+        // jitter: not all equal to the base
+        assert!(delays.iter().zip(bases).any(|(d, b)| (d - b).abs() > 1e-6));
+    }
+
+    #[test]
+    fn healthy_minute_resets_the_backoff() {
+        let mut b = Backoff::with_seed(7);
+        for _ in 0..5 {
+            b.next_delay();
+        }
+        b.connection_ended(Duration::from_secs(10));
+        assert_eq!(b.attempts(), 5, "a short connection keeps the backoff");
+        b.connection_ended(Duration::from_secs(61));
+        assert_eq!(b.attempts(), 0);
+        assert!(b.next_delay() <= Duration::from_millis(600));
+    }
+
+    #[test]
+    fn decisions_follow_the_policy() {
+        let mut b = Backoff::with_seed(1);
+        let on = ReconnectPolicy::default();
+        let off = ReconnectPolicy {
+            enabled: false,
+            max_attempts: None,
+        };
+        assert_eq!(
+            decide(&on, true, EndCause::Finished, &mut b),
+            Decision::Finish
+        );
+        assert_eq!(
+            decide(&on, false, EndCause::Failed, &mut b),
+            Decision::Finish
+        );
+        assert_eq!(
+            decide(&off, true, EndCause::Failed, &mut b),
+            Decision::Finish
+        );
+        assert!(matches!(
+            decide(&on, true, EndCause::EndOfStream, &mut b),
+            Decision::Reconnect(_)
+        ));
+        let max2 = ReconnectPolicy {
+            enabled: true,
+            max_attempts: Some(2),
+        };
+        let mut b = Backoff::with_seed(1);
+        assert!(matches!(
+            decide(&max2, true, EndCause::Failed, &mut b),
+            Decision::Reconnect(_)
+        ));
+        assert!(matches!(
+            decide(&max2, true, EndCause::Failed, &mut b),
+            Decision::Reconnect(_)
+        ));
+        assert_eq!(
+            decide(&max2, true, EndCause::Failed, &mut b),
+            Decision::GiveUp
+        );
+    }
+
+    #[test]
+    fn a_retry_loop_on_the_fake_clock_waits_the_backoff_without_sleeping() {
+        let clock = FakeClock {
+            now: Mutex::new(Instant::now()),
+            slept: Mutex::new(Vec::new()),
+        };
+        let start = clock.now();
+        let stop = AtomicBool::new(false);
+        let mut b = Backoff::with_seed(3);
+        let policy = ReconnectPolicy {
+            enabled: true,
+            max_attempts: Some(6),
+        };
+        let mut attempts = 0;
+        while let Decision::Reconnect(d) = decide(&policy, true, EndCause::Failed, &mut b) {
+            assert!(clock.sleep(d, &stop));
+            attempts += 1;
+        }
+        assert_eq!(attempts, 6);
+        let waited = clock.now() - start;
+        // 0.5+1+2+4+8+16 = 31.5 s, ±20 %
+        assert!(
+            waited.as_secs_f64() > 25.0 && waited.as_secs_f64() < 38.0,
+            "{waited:?}"
+        );
+        stop.store(true, Ordering::Relaxed);
+        assert!(!clock.sleep(Duration::from_secs(1), &stop));
+    }
+}

@@ -1,0 +1,224 @@
+//! Live supervision against real servers on 127.0.0.1: a server that goes away and comes
+//! back, and a server that accepts, sends a little and then stalls.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn make_clip(path: &Path, secs: f32) {
+    let ok = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-t",
+        ])
+        .arg(secs.to_string())
+        .args(["-c:v", "mpeg1video", "-q:v", "4", "-f", "mpeg"])
+        .arg(path)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(ok.success());
+}
+
+fn json_u64(path: &Path, key: &str) -> u64 {
+    let text = std::fs::read_to_string(path).expect("stats file");
+    let at = text
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("{key} in {text}"));
+    text[at + key.len() + 3..]
+        .trim_start()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .expect("a number")
+}
+
+fn files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Kills the child on drop, so a failing test never leaves a server behind.
+struct Guard(std::process::Child);
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn server_restarted_mid_stream_frames_continue_and_the_reconnect_is_counted() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let clip = tmp.path().join("clip.mpg");
+    make_clip(&clip, 2.0); // 50 frames per connection
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/cam.mpg");
+    // Two one-client servers in a row, with a gap: the stream ends, the port refuses
+    // connections for a while, then a new stream starts.
+    let script = format!(
+        "ffmpeg -nostdin -v error -re -i '{c}' -c copy -f mpeg -listen 1 {url}; sleep 1; \
+         ffmpeg -nostdin -v error -re -i '{c}' -c copy -f mpeg -listen 1 {url}",
+        c = clip.display()
+    );
+    let _server = Guard(
+        Command::new("bash")
+            .args(["-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("server"),
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    let out = tmp.path().join("frames");
+    let stats = tmp.path().join("stats.json");
+    let started = Instant::now();
+    let run = Command::new(env!("CARGO_BIN_EXE_frameflow"))
+        .args([
+            "run",
+            "-i",
+            &url,
+            "-f",
+            "emboss",
+            "--max-frames",
+            "90",
+            "-o",
+        ])
+        .arg(&out)
+        .arg("--stats-json")
+        .arg(&stats)
+        .output()
+        .expect("frameflow");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{stderr}");
+    assert!(
+        stderr.contains("reconnect"),
+        "the reconnect is logged with its cause: {stderr}"
+    );
+    let names = files(&out);
+    let expected: Vec<String> = (0..90).map(|i| format!("frame{i:06}.jpg")).collect();
+    assert_eq!(
+        names, expected,
+        "numbering continues across the reconnect, no gaps: {stderr}"
+    );
+    assert!(json_u64(&stats, "reconnects") >= 1, "{stderr}");
+    assert_eq!(json_u64(&stats, "frames_written"), 90);
+}
+
+#[test]
+fn a_stalled_server_is_detected_after_timeout() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let clip = tmp.path().join("clip.mpg");
+    make_clip(&clip, 4.0);
+    let data = std::fs::read(&clip).expect("clip");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    // Accepts, answers with the first ~40 % of the stream, then sends nothing more
+    // while keeping the connection open.
+    let server = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        for _ in 0..3 {
+            let Ok((mut c, _)) = listener.accept() else {
+                return;
+            };
+            let mut buf = [0u8; 4096];
+            let _ = c.read(&mut buf);
+            let _ = c.write_all(b"HTTP/1.0 200 OK\r\nContent-Type: video/mpeg\r\n\r\n");
+            let _ = c.write_all(&data[..data.len() * 2 / 5]);
+            conns.push(c); // keep it open: a stall, not an end
+        }
+        std::thread::sleep(Duration::from_secs(20));
+    });
+    let out = tmp.path().join("frames");
+    let started = Instant::now();
+    let run = Command::new(env!("CARGO_BIN_EXE_frameflow"))
+        .args([
+            "run",
+            "-i",
+            &format!("http://127.0.0.1:{port}/x.mpg"),
+            "--timeout",
+            "1",
+            "--reconnect-max",
+            "1",
+            "-o",
+        ])
+        .arg(&out)
+        .output()
+        .expect("frameflow");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(15), "took {took:?}: {stderr}");
+    assert!(stderr.contains("stalled"), "{stderr}");
+    assert!(
+        stderr.contains("reconnecting"),
+        "one reconnect after the stall: {stderr}"
+    );
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "gave up after --reconnect-max: {stderr}"
+    );
+    assert!(
+        !files(&out).is_empty(),
+        "the frames before the stall were written"
+    );
+    assert!(
+        files(&out).iter().all(|n| !n.starts_with('.')),
+        "no temporary files"
+    );
+    drop(server);
+}
+
+#[test]
+fn no_reconnect_ends_with_the_stream() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let clip = tmp.path().join("clip.mpg");
+    make_clip(&clip, 1.0);
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/cam.mpg");
+    let _server = Guard(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-re", "-i"])
+            .arg(&clip)
+            .args(["-c", "copy", "-f", "mpeg", "-listen", "1", &url])
+            .spawn()
+            .expect("server"),
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    let out = tmp.path().join("frames");
+    let run = Command::new(env!("CARGO_BIN_EXE_frameflow"))
+        .args(["run", "--no-reconnect", "-i", &url, "-o"])
+        .arg(&out)
+        .output()
+        .expect("frameflow");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(files(&out).len(), 25);
+}
