@@ -217,6 +217,17 @@ fn process_alive(pid: u32) -> bool {
 /// Removes our temporary files under `root` (recursively) whose writer is gone.
 /// Returns how many were removed.
 pub fn remove_stale_temps(root: &Path) -> usize {
+    remove_temps_where(root, |pid| pid.is_none_or(|pid| !process_alive(pid)))
+}
+
+/// Removes this process's own temporary files under `root` (used when aborting).
+pub fn remove_own_temps(root: &Path) -> usize {
+    let me = std::process::id();
+    remove_temps_where(root, |pid| pid == Some(me))
+}
+
+/// Walks `root` and removes our temporary files whose owner pid satisfies `owned`.
+fn remove_temps_where(root: &Path, owned: impl Fn(Option<u32>) -> bool) -> usize {
     let mut removed = 0;
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -228,36 +239,10 @@ pub fn remove_stale_temps(root: &Path) -> usize {
             if ft.is_dir() {
                 stack.push(entry.path());
             } else if is_temp_name(&name)
-                && temp_owner_pid(&name).is_none_or(|pid| !process_alive(pid))
+                && owned(temp_owner_pid(&name))
                 && fs::remove_file(entry.path()).is_ok()
             {
                 removed += 1;
-            }
-        }
-    }
-    removed
-}
-
-/// Removes this process's own temporary files under `root` (used when aborting).
-pub fn remove_own_temps(root: &Path) -> usize {
-    let me = std::process::id();
-    let mut removed = 0;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(rd) = fs::read_dir(&dir) else { continue };
-        for entry in rd.flatten() {
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
-            match entry.file_type() {
-                Ok(ft) if ft.is_dir() => stack.push(entry.path()),
-                Ok(_)
-                    if is_temp_name(&name)
-                        && temp_owner_pid(&name) == Some(me)
-                        && fs::remove_file(entry.path()).is_ok() =>
-                {
-                    removed += 1;
-                }
-                _ => {}
             }
         }
     }
