@@ -61,27 +61,69 @@ fn gaussian_box_radius(radius: f32, passes: u32) -> f32 {
     l + a
 }
 
-/// Horizontal line blur of one row of `c`-byte pixels.
-fn blur_row(inp: &[u8], out: &mut [u8], c: usize, p: LineParams) {
-    let n = inp.len() / c;
-    if n == 0 {
-        return;
-    }
-    let last = n - 1;
-    let r = p.radius;
-    let at = |i: usize, ch: usize| inp[i.min(last) * c + ch] as u32;
-    for ch in 0..c {
-        // acc for x = -1: Σ in[clamp(i)], i in -r-1 ..= r-1.
-        let inside = r.min(n);
-        let mut acc = at(0, ch).wrapping_mul(r as u32 + 1);
-        for i in 0..inside {
-            acc = acc.wrapping_add(at(i, ch));
+/// Reusable buffers of the horizontal pass (one row each).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct LineBufs {
+    /// The row with `radius + 1` edge pixels replicated on each side.
+    ext: Vec<u8>,
+    /// Per-channel prefix sums of `ext`: `pre[j + c] = pre[j] + ext[j]`.
+    pre: Vec<u32>,
+}
+
+impl LineBufs {
+    /// Loads a row of `c`-byte pixels, padded for radius `r`.
+    fn load(&mut self, inp: &[u8], c: usize, r: usize) {
+        let ext = &mut self.ext;
+        ext.clear();
+        ext.reserve(inp.len() + 2 * (r + 1) * c);
+        for _ in 0..=r {
+            ext.extend_from_slice(&inp[..c]);
         }
-        acc = acc.wrapping_add(at(last, ch).wrapping_mul((r - inside) as u32));
-        for x in 0..n {
-            let sub = x.saturating_sub(r + 1);
-            acc = acc.wrapping_add(at(x + r, ch)).wrapping_sub(at(sub, ch));
-            out[x * c + ch] = p.save(acc, at(sub, ch) + at(x + r + 1, ch));
+        ext.extend_from_slice(inp);
+        for _ in 0..=r {
+            ext.extend_from_slice(&inp[inp.len() - c..]);
+        }
+    }
+
+    /// Horizontal line blur of the loaded row into `out` (the row's length).
+    ///
+    /// With `ext` the row padded by `r + 1` replicated edge pixels, the window sum of pixel
+    /// `x` is `pre[x + 2r + 2] - pre[x + 1]` (in pixels, per channel) and the far pixels are
+    /// `ext[x]` and `ext[x + 2r + 2]`; only the prefix sum is sequential, the output loop
+    /// is vectorised. Wrapping `u32` arithmetic gives exactly Pillow's sums.
+    fn blur_into(&mut self, out: &mut [u8], c: usize, p: LineParams) {
+        let r = p.radius;
+        let ext = &self.ext;
+        let len = ext.len();
+        let pre = &mut self.pre;
+        pre.clear();
+        pre.resize(len + c, 0);
+        match c {
+            1 => prefix_sums::<1>(ext, pre),
+            3 => prefix_sums::<3>(ext, pre),
+            _ => prefix_sums::<4>(ext, pre),
+        }
+        let m = out.len();
+        let span = (2 * r + 2) * c;
+        let (hi_sum, lo_sum) = (&pre[span..span + m], &pre[c..c + m]);
+        let (near, far) = (&ext[..m], &ext[span..span + m]);
+        let out = &mut out[..m];
+        for j in 0..m {
+            out[j] = p.save(
+                hi_sum[j].wrapping_sub(lo_sum[j]),
+                near[j] as u32 + far[j] as u32,
+            );
+        }
+    }
+}
+
+/// `pre[j + C] = pre[j] + ext[j]` with `pre[..C] = 0` (per-channel running sums).
+fn prefix_sums<const C: usize>(ext: &[u8], pre: &mut [u32]) {
+    let mut acc = [0u32; C];
+    for (d, v) in pre[C..].chunks_exact_mut(C).zip(ext.chunks_exact(C)) {
+        for ch in 0..C {
+            acc[ch] = acc[ch].wrapping_add(v[ch] as u32);
+            d[ch] = acc[ch];
         }
     }
 }
@@ -143,12 +185,13 @@ pub fn box_blur(src: ImageRef<'_>, dst: &mut ImageBuf, radius: f32, passes: u32)
         return;
     }
     // Horizontal passes, row by row.
-    let mut line = vec![0u8; rb];
+    let mut bufs = LineBufs::default();
     for (y, out) in dst.data_mut().chunks_exact_mut(rb).enumerate() {
-        blur_row(src.row(y as u32), out, c, p);
+        bufs.load(src.row(y as u32), c, p.radius);
+        bufs.blur_into(out, c, p);
         for _ in 1..passes {
-            line.copy_from_slice(out);
-            blur_row(&line, out, c, p);
+            bufs.load(out, c, p.radius);
+            bufs.blur_into(out, c, p);
         }
     }
     // Vertical passes, strip by strip.

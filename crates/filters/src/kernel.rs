@@ -22,6 +22,9 @@ use std::fmt;
 /// Bytes processed per inner chunk (accumulators live on the stack).
 const CHUNK: usize = 512;
 
+/// Output bytes per chunk of [`Fast3::Ring`] (column sums live on the stack).
+const RING_CHUNK: usize = 1024;
+
 /// A kernel could not be built.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum KernelError {
@@ -44,6 +47,218 @@ struct Fixed {
     off: i32,
 }
 
+/// Specialised exact integer forms of a 3×3 [`Fixed`] kernel. Each computes one output
+/// row in a single pass whose inner loop LLVM vectorises: the taps are slices of the
+/// interleaved rows pre-cut to the output's length (±channels apart), so there is no
+/// per-pixel branching and no bounds check in the loop.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fast3 {
+    /// `clamp(k + p - q)` with `p`, `q` the taps weighted `+2^shift`, `-2^shift` and
+    /// `k = off >> shift` (EMBOSS: `k = 128`), in saturating `u8` arithmetic.
+    Diff { k: u8, plus: usize, minus: usize },
+    /// `clamp((off + ring·box + (centre - ring)·p) >> shift)`, for kernels whose 8 outer
+    /// weights are all `ring`: `box` is the 3×3 sum, computed separably. Wrapping `i16`
+    /// arithmetic is exact because the result fits in `i16` (checked).
+    Ring {
+        centre: i16,
+        ring: i16,
+        off: i16,
+        shift: u32,
+    },
+    /// A ring kernel with integer weights, integer offset and an odd integer scale `D`
+    /// (SMOOTH: 1 1 1 1 5 1 1 1 1 / 13). With `S = Σ w·p`, Pillow's exact value is
+    /// `V = (2S + (2·offset + 1)·D) / 2D`: an odd numerator over an even denominator, so
+    /// `V` lies at least `1/2D` from any integer, and Pillow's f32 result stays far closer
+    /// than that to `V` (checked when built): it truncates to `floor(V)`, which is
+    /// `floor(n / D)` with `n = S + offset·D + (D - 1)/2`. Output: `n` clamped to
+    /// `0..=lim` (`lim = 256·D - 1`), times `m`, high 16 bits (`m` checked exact).
+    RingOdd {
+        centre: i16,
+        ring: i16,
+        off: i16,
+        lim: i16,
+        m: u16,
+    },
+    /// `clamp((off + Σ q·p) >> shift)` where every partial sum fits in `i16`.
+    I16 { q: [i16; 9], off: i16, shift: u32 },
+}
+
+impl Fast3 {
+    /// The [`Fast3::RingOdd`] form of a 3×3 kernel, if it has one.
+    fn ring_odd(weights: &[f64], scale: f64, offset: f64) -> Option<Fast3> {
+        let int = |v: f64| v.fract() == 0.0 && v.abs() <= 4096.0;
+        if weights.len() != 9 || !weights.iter().all(|&w| int(w)) || !int(offset) {
+            return None;
+        }
+        if !int(scale) || !(3.0..=127.0).contains(&scale) || scale % 2.0 != 1.0 {
+            return None;
+        }
+        let (centre, ring) = (weights[4], weights[0]);
+        if !(0..9).all(|i| i == 4 || weights[i] == ring) {
+            return None;
+        }
+        let d = scale as i64;
+        let off = offset as i64 * d + (d - 1) / 2;
+        let abs_w: f64 = weights.iter().map(|w| w.abs()).sum();
+        // n fits in i16, so the wrapping i16 arithmetic of ring_row is exact.
+        if off.abs() as f64 + 255.0 * abs_w > i16::MAX as f64 {
+            return None;
+        }
+        // Largest magnitude of any value in Pillow's f32 sum: its error (a few dozen
+        // roundings of 2^-24 relative) stays far below 1/2D when M·D < 2^16.
+        let big_m = offset.abs() + 0.5 + 255.0 * abs_w / scale;
+        if big_m * scale >= 65_536.0 {
+            return None;
+        }
+        let lim = 256 * d - 1;
+        let m = (65_536 + d - 1) / d;
+        if !(0..=lim).all(|n| (n * m) >> 16 == n / d) {
+            return None;
+        }
+        Some(Fast3::RingOdd {
+            centre: centre as i16,
+            ring: ring as i16,
+            off: off as i16,
+            lim: lim as i16,
+            m: m as u16,
+        })
+    }
+
+    fn new(f: &Fixed) -> Option<Fast3> {
+        if f.q.len() != 9 {
+            return None;
+        }
+        let m = 1i32 << f.shift;
+        let nonzero: Vec<usize> = (0..9).filter(|&i| f.q[i] != 0).collect();
+        if let [a, b] = nonzero[..] {
+            let k = f.off >> f.shift;
+            let (plus, minus) = if f.q[a] > 0 { (a, b) } else { (b, a) };
+            if f.q[plus] == m && f.q[minus] == -m && (0..=255).contains(&k) {
+                // (off + m·(p - q)) >> shift == k + p - q, as 0 <= off - k·m < m.
+                return Some(Fast3::Diff {
+                    k: k as u8,
+                    plus,
+                    minus,
+                });
+            }
+        }
+        let bound = f.off.unsigned_abs() + f.q.iter().map(|v| 255 * v.unsigned_abs()).sum::<u32>();
+        if bound <= i16::MAX as u32 && f.shift < 16 {
+            let mut q = [0i16; 9];
+            for (d, &v) in q.iter_mut().zip(&f.q) {
+                *d = v as i16;
+            }
+            if (0..9).all(|i| i == 4 || q[i] == q[0]) {
+                return Some(Fast3::Ring {
+                    centre: q[4],
+                    ring: q[0],
+                    off: f.off as i16,
+                    shift: f.shift,
+                });
+            }
+            return Some(Fast3::I16 {
+                q,
+                off: f.off as i16,
+                shift: f.shift,
+            });
+        }
+        None
+    }
+
+    /// One output row interior: `rows[kr]` is the image row kernel row `kr` multiplies,
+    /// `out` the bytes `lo..lo + out.len()` of the output row.
+    fn row(&self, rows: &[&[u8]], lo: usize, c: usize, out: &mut [u8]) {
+        let n = out.len();
+        // Tap t = 3·kr + kc reads rows[kr] at byte offset (kc - 1)·c.
+        let tap = |t: usize| &rows[t / 3][lo + (t % 3) * c - c..][..n];
+        match *self {
+            Fast3::Diff { k, plus, minus } => {
+                let (p, q) = (tap(plus), tap(minus));
+                for ((o, &p), &q) in out.iter_mut().zip(p).zip(q) {
+                    // One of the two saturating differences is zero.
+                    *o = k
+                        .saturating_add(p.saturating_sub(q))
+                        .saturating_sub(q.saturating_sub(p));
+                }
+            }
+            Fast3::Ring {
+                centre,
+                ring,
+                off,
+                shift,
+            } => ring_row(rows, lo, c, out, centre, ring, off, |a| {
+                (a >> shift).clamp(0, 255) as u8
+            }),
+            Fast3::RingOdd {
+                centre,
+                ring,
+                off,
+                lim,
+                m,
+            } => ring_row(rows, lo, c, out, centre, ring, off, |n| {
+                // floor(n / D) for n in 0..=lim, as a 16-bit high multiply.
+                ((n.clamp(0, lim) as u16 as u32 * m as u32) >> 16) as u8
+            }),
+            Fast3::I16 { q, off, shift } => {
+                let (t0, t1, t2) = (tap(0), tap(1), tap(2));
+                let (t3, t4, t5) = (tap(3), tap(4), tap(5));
+                let (t6, t7, t8) = (tap(6), tap(7), tap(8));
+                for j in 0..n {
+                    let mut a = off;
+                    a += q[0] * t0[j] as i16 + q[1] * t1[j] as i16 + q[2] * t2[j] as i16;
+                    a += q[3] * t3[j] as i16 + q[4] * t4[j] as i16 + q[5] * t5[j] as i16;
+                    a += q[6] * t6[j] as i16 + q[7] * t7[j] as i16 + q[8] * t8[j] as i16;
+                    out[j] = (a >> shift).clamp(0, 255) as u8;
+                }
+            }
+        }
+    }
+}
+
+/// One output row of a ring kernel: `fin(off + ring·box + (centre - ring)·p)` in wrapping
+/// `i16`, `box` being the 3×3 sum (column sums first, on the stack).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn ring_row(
+    rows: &[&[u8]],
+    lo: usize,
+    c: usize,
+    out: &mut [u8],
+    centre: i16,
+    ring: i16,
+    off: i16,
+    fin: impl Fn(i16) -> u8,
+) {
+    let inner = centre.wrapping_sub(ring);
+    let (r0, r1, r2) = (rows[0], rows[1], rows[2]);
+    let mut start = 0;
+    for out in out.chunks_mut(RING_CHUNK) {
+        let len = out.len();
+        // Column sums of the three rows, from byte lo + start - c on.
+        let mut vs = [0u16; RING_CHUNK + 8];
+        let vs = &mut vs[..len + 2 * c];
+        let base = lo + start - c;
+        let (a, b, d) = (
+            &r0[base..][..len + 2 * c],
+            &r1[base..][..len + 2 * c],
+            &r2[base..][..len + 2 * c],
+        );
+        for (((v, &a), &b), &d) in vs.iter_mut().zip(a).zip(b).zip(d) {
+            *v = a as u16 + b as u16 + d as u16;
+        }
+        let (v0, v1, v2) = (&vs[..len], &vs[c..c + len], &vs[2 * c..2 * c + len]);
+        let mid = &r1[lo + start..][..len];
+        for j in 0..len {
+            let boxsum = (v0[j] + v1[j] + v2[j]) as i16;
+            let a = off
+                .wrapping_add(ring.wrapping_mul(boxsum))
+                .wrapping_add(inner.wrapping_mul(mid[j] as i16));
+            out[j] = fin(a);
+        }
+        start += len;
+    }
+}
+
 /// A 3×3 or 5×5 convolution kernel with Pillow's semantics.
 #[derive(Clone, PartialEq)]
 pub struct Kernel {
@@ -57,6 +272,8 @@ pub struct Kernel {
     /// `offset + 0.5` in f32.
     off: f32,
     fixed: Option<Fixed>,
+    /// A specialised exact form for 3×3 kernels (from `fixed` or [`Fast3::ring_odd`]).
+    fast: Option<Fast3>,
 }
 
 impl fmt::Debug for Kernel {
@@ -201,6 +418,11 @@ impl Kernel {
         // for a single addition).
         let off = offset as f32 + 0.5f32;
         let fixed = Self::fixed_form(&q, off);
+        let fast = match &fixed {
+            _ if size != 3 => None,
+            Some(f) => Fast3::new(f),
+            None => Fast3::ring_odd(weights, scale_value, offset),
+        };
         Ok(Kernel {
             size,
             weights: weights.to_vec(),
@@ -210,6 +432,7 @@ impl Kernel {
             q,
             off,
             fixed,
+            fast,
         })
     }
 
@@ -270,23 +493,33 @@ impl Kernel {
 
     /// Convolves `src` into `dst` (reshaped to the same size and mode).
     pub fn apply(&self, src: ImageRef<'_>, dst: &mut ImageBuf) {
-        self.apply_with(src, dst, self.fixed.is_some());
+        self.apply_with(src, dst, true);
     }
 
     /// Same as [`Kernel::apply`], choosing the path (tests compare both).
     fn apply_with(&self, src: ImageRef<'_>, dst: &mut ImageBuf, integer: bool) {
-        dst.copy_from(src);
         let (w, h) = (src.width as usize, src.height as usize);
         let r = self.size / 2;
         if w < self.size || h < self.size {
+            dst.copy_from(src);
             return;
         }
+        dst.reshape(src.width, src.height, src.mode);
         let c = src.mode.channels();
         let rb = w * c;
         // Interior bytes of a row: [r*c, (w-r)*c).
         let (lo, hi) = (r * c, (w - r) * c);
+        let fast = if integer { self.fast } else { None };
         let out_rows = dst.data_mut().chunks_exact_mut(rb);
-        for (y, out) in out_rows.enumerate().take(h - r).skip(r) {
+        for (y, out) in out_rows.enumerate() {
+            let row = src.row(y as u32);
+            if y < r || y >= h - r {
+                out.copy_from_slice(row);
+                continue;
+            }
+            // The outer r columns are copied unchanged.
+            out[..lo].copy_from_slice(&row[..lo]);
+            out[hi..].copy_from_slice(&row[hi..]);
             // Kernel row kr multiplies image row y + r - kr.
             let mut rows: [&[u8]; 5] = [&[]; 5];
             for (kr, row) in rows.iter_mut().enumerate().take(self.size) {
@@ -294,8 +527,9 @@ impl Kernel {
             }
             let rows = &rows[..self.size];
             let out = &mut out[lo..hi];
-            match (&self.fixed, integer) {
-                (Some(f), true) => self.row_fixed(f, rows, lo, c, out),
+            match (&self.fixed, integer, &fast) {
+                (_, _, Some(fast)) => fast.row(rows, lo, c, out),
+                (Some(f), true, None) => self.row_fixed(f, rows, lo, c, out),
                 _ => self.row_float(rows, lo, c, out),
             }
         }
@@ -478,6 +712,43 @@ mod tests {
                 expected_int.contains(&name),
                 "{name}"
             );
+        }
+    }
+
+    #[test]
+    fn fast_paths_match_float_path() {
+        // Ring kernels with odd scales and offsets, emboss-like differences, general ones.
+        let mut kernels = Vec::new();
+        for (centre, ring, scale, offset) in [
+            (5., 1., Some(13.), 0.),
+            (5., 1., Some(13.), -3.),
+            (9., -1., Some(3.), 7.),
+            (20., 2., Some(35.), 0.),
+            (1., 1., Some(9.), 0.),
+            (-4., 1., Some(5.), 100.),
+            (7., -2., Some(127.), 5.),
+        ] {
+            let mut w = [ring; 9];
+            w[4] = centre;
+            kernels.push(Kernel::new(&w, scale, offset).unwrap());
+        }
+        for (w, offset) in [
+            ([0., 0., 0., -1., 0., 0., 0., 0., 1.], 128.),
+            ([0., 4., 0., 0., 0., 0., -4., 0., 0.], 10.),
+            ([1., 2., 1., 0., 0., 0., -1., -2., -1.], 128.),
+        ] {
+            kernels.push(Kernel::new(&w, Some(1.), offset).unwrap());
+        }
+        // Larger scales may lack an exact 16-bit reciprocal; they are compared anyway.
+        assert_eq!(kernels.iter().filter(|k| k.fast.is_some()).count(), 8);
+        for k in &kernels {
+            for mode in [Mode::L, Mode::Rgb, Mode::Rgba] {
+                let img = lcg_image(1100, 5, mode, 5);
+                let (mut a, mut b) = (ImageBuf::default(), ImageBuf::default());
+                k.apply_with(img.as_ref(), &mut a, true);
+                k.apply_with(img.as_ref(), &mut b, false);
+                assert_eq!(a, b, "{k:?} {mode}");
+            }
         }
     }
 

@@ -61,6 +61,9 @@ impl Histogram {
 /// `size` is odd and `rank < size * size`.
 pub fn rank_filter(src: ImageRef<'_>, dst: &mut ImageBuf, size: u32, rank: u32) {
     let last_rank = size * size - 1;
+    if size == 3 && rank == 4 {
+        return median3(src, dst);
+    }
     if rank == 0 || rank == last_rank {
         return min_max(src, dst, size, rank == last_rank);
     }
@@ -103,6 +106,84 @@ pub fn rank_filter(src: ImageRef<'_>, dst: &mut ImageBuf, size: u32, rank: u32) 
             for (ch, hist) in hists.iter().enumerate() {
                 out[x * c + ch] = hist.kth(rank);
             }
+        }
+    }
+}
+
+/// Output bytes per chunk of [`median3`] (sorted columns live on the stack).
+const MED_CHUNK: usize = 1024;
+
+/// Median of three.
+#[inline(always)]
+fn med3(a: u8, b: u8, c: u8) -> u8 {
+    a.min(b).max(a.max(b).min(c))
+}
+
+/// 3×3 median with replicated edges. Each column of three is sorted into `lo ≤ mid ≤ hi`
+/// (shared by the three windows that contain it); the median of the 3×3 window is then
+/// `med3(max of the lows, med3 of the mids, min of the highs)`, an exact identity. Every
+/// step is a byte-wise `min`/`max` on whole rows, which LLVM vectorises 16 bytes wide.
+fn median3(src: ImageRef<'_>, dst: &mut ImageBuf) {
+    dst.reshape(src.width, src.height, src.mode);
+    let (w, h) = (src.width as usize, src.height as usize);
+    let c = src.mode.channels();
+    let rb = w * c;
+    if rb == 0 || h == 0 {
+        return;
+    }
+    for (y, out) in dst.data_mut().chunks_exact_mut(rb).enumerate() {
+        let r0 = src.row(y.saturating_sub(1) as u32);
+        let r1 = src.row(y as u32);
+        let r2 = src.row((y + 1).min(h - 1) as u32);
+        let mut start = 0usize;
+        for out in out.chunks_mut(MED_CHUNK) {
+            let len = out.len();
+            // Sorted columns for bytes start - c .. start + len + c; index k is byte
+            // start - c + k. Bytes outside the row take the edge pixel's.
+            let mut lo = [0u8; MED_CHUNK + 8];
+            let mut mid = [0u8; MED_CHUNK + 8];
+            let mut hi = [0u8; MED_CHUNK + 8];
+            let n = len + 2 * c;
+            let (lo, mid, hi) = (&mut lo[..n], &mut mid[..n], &mut hi[..n]);
+            let b0 = start.saturating_sub(c);
+            let b1 = (start + len + c).min(rb);
+            let k0 = b0 + c - start;
+            let m = b1 - b0;
+            let (a, b, d) = (&r0[b0..b1], &r1[b0..b1], &r2[b0..b1]);
+            for ((((l, md), hg), (&a, &b)), &d) in lo[k0..k0 + m]
+                .iter_mut()
+                .zip(&mut mid[k0..k0 + m])
+                .zip(&mut hi[k0..k0 + m])
+                .zip(a.iter().zip(b))
+                .zip(d)
+            {
+                let (x, z) = (a.min(b), a.max(b));
+                *l = x.min(d);
+                *hg = z.max(d);
+                *md = x.max(z.min(d));
+            }
+            if start == 0 {
+                // Left edge: byte -c + i is byte i of pixel 0 (at index c + i).
+                for col in [&mut *lo, &mut *mid, &mut *hi] {
+                    col.copy_within(c..2 * c, 0);
+                }
+            }
+            if start + len == rb {
+                // Right edge: byte rb + i is byte rb - c + i (index n - 2c + i).
+                for col in [&mut *lo, &mut *mid, &mut *hi] {
+                    col.copy_within(n - 2 * c..n - c, n - c);
+                }
+            }
+            let (l0, l1, l2) = (&lo[..len], &lo[c..c + len], &lo[2 * c..2 * c + len]);
+            let (m0, m1, m2) = (&mid[..len], &mid[c..c + len], &mid[2 * c..2 * c + len]);
+            let (h0, h1, h2) = (&hi[..len], &hi[c..c + len], &hi[2 * c..2 * c + len]);
+            for j in 0..len {
+                let a = l0[j].max(l1[j]).max(l2[j]);
+                let b = med3(m0[j], m1[j], m2[j]);
+                let d = h0[j].min(h1[j]).min(h2[j]);
+                out[j] = med3(a, b, d);
+            }
+            start += len;
         }
     }
 }
@@ -248,6 +329,48 @@ mod tests {
                 }
                 win.sort_unstable();
                 assert_eq!(out.data()[(y * 11 + x) as usize], win[12], "{x},{y}");
+            }
+        }
+    }
+
+    #[test]
+    fn median3_agrees_with_sorting() {
+        for (w, h, mode) in [
+            (1, 1, Mode::L),
+            (2, 3, Mode::Rgb),
+            (1, 4, Mode::Rgba),
+            (700, 3, Mode::Rgb),
+            (37, 9, Mode::Rgba),
+            (1030, 2, Mode::L),
+        ] {
+            let c = mode.channels();
+            let data: Vec<u8> = (0..w * h * c)
+                .map(|i| ((i * 7919 + i / 3 * 31) % 251) as u8)
+                .collect();
+            let src = ImageBuf::from_vec(w as u32, h as u32, mode, data.clone()).unwrap();
+            let mut out = ImageBuf::default();
+            rank_filter(src.as_ref(), &mut out, 3, 4);
+            for y in 0..h as isize {
+                for x in 0..w as isize {
+                    for ch in 0..c {
+                        let mut win = Vec::new();
+                        for dy in -1..=1 {
+                            for dx in -1..=1 {
+                                let (xx, yy) = (
+                                    (x + dx).clamp(0, w as isize - 1),
+                                    (y + dy).clamp(0, h as isize - 1),
+                                );
+                                win.push(data[(yy as usize * w + xx as usize) * c + ch]);
+                            }
+                        }
+                        win.sort_unstable();
+                        assert_eq!(
+                            out.data()[(y as usize * w + x as usize) * c + ch],
+                            win[4],
+                            "{w}x{h} {mode} {x},{y},{ch}"
+                        );
+                    }
+                }
             }
         }
     }

@@ -215,16 +215,10 @@ fn convolve(src: ImageRef<'_>, dst: &mut ImageBuf, w: u32, h: u32, m: Method) {
         let orb = w as usize * c;
         for (yy, out) in horizontal_out.data_mut().chunks_exact_mut(orb).enumerate() {
             let row = src.row((yy + first) as u32);
-            for (xx, o) in out.chunks_exact_mut(c).enumerate() {
-                let k = &hc.k[xx * hc.ksize..][..hc.len[xx]];
-                let inp = &row[hc.start[xx] * c..][..hc.len[xx] * c];
-                for (ch, ov) in o.iter_mut().enumerate() {
-                    let mut ss = half;
-                    for (kx, p) in k.iter().zip(inp.chunks_exact(c)) {
-                        ss = ss.wrapping_add((p[ch] as i32).wrapping_mul(*kx));
-                    }
-                    *ov = clip8(ss);
-                }
+            match c {
+                1 => horizontal::<1>(row, out, &hc),
+                3 => horizontal::<3>(row, out, &hc),
+                _ => horizontal::<4>(row, out, &hc),
             }
         }
         if !need_v {
@@ -257,6 +251,25 @@ fn convolve(src: ImageRef<'_>, dst: &mut ImageBuf, w: u32, h: u32, m: Method) {
     }
 }
 
+/// One row of the horizontal pass, all `C` channels of an output pixel at once.
+fn horizontal<const C: usize>(row: &[u8], out: &mut [u8], hc: &Coeffs) {
+    let half = 1i32 << (PRECISION_BITS - 1);
+    for (xx, o) in out.chunks_exact_mut(C).enumerate() {
+        let len = hc.len[xx];
+        let k = &hc.k[xx * hc.ksize..][..len];
+        let inp = &row[hc.start[xx] * C..][..len * C];
+        let mut ss = [half; C];
+        for (&kx, p) in k.iter().zip(inp.chunks_exact(C)) {
+            for ch in 0..C {
+                ss[ch] = ss[ch].wrapping_add((p[ch] as i32).wrapping_mul(kx));
+            }
+        }
+        for ch in 0..C {
+            o[ch] = clip8(ss[ch]);
+        }
+    }
+}
+
 /// Nearest neighbour as Pillow's `ImagingScaleAffine`.
 fn nearest(src: ImageRef<'_>, dst: &mut ImageBuf, w: u32, h: u32) {
     let c = src.mode.channels();
@@ -276,14 +289,31 @@ fn nearest(src: ImageRef<'_>, dst: &mut ImageBuf, w: u32, h: u32) {
     let ys = table(h, src.height);
     dst.reshape(w, h, src.mode);
     let orb = w as usize * c;
+    // Columns outside the source (upscaling edge cases only) stay zero.
+    let all_x = xs.iter().all(Option::is_some);
     for (out, sy) in dst.data_mut().chunks_exact_mut(orb).zip(&ys) {
-        out.fill(0);
-        let Some(sy) = *sy else { continue };
+        let Some(sy) = *sy else {
+            out.fill(0);
+            continue;
+        };
+        if !all_x {
+            out.fill(0);
+        }
         let row = src.row(sy as u32);
-        for (o, sx) in out.chunks_exact_mut(c).zip(&xs) {
-            if let Some(sx) = *sx {
-                o.copy_from_slice(&row[sx * c..sx * c + c]);
-            }
+        match c {
+            1 => nearest_row::<1>(row, out, &xs),
+            3 => nearest_row::<3>(row, out, &xs),
+            _ => nearest_row::<4>(row, out, &xs),
+        }
+    }
+}
+
+fn nearest_row<const C: usize>(row: &[u8], out: &mut [u8], xs: &[Option<usize>]) {
+    let (pixels, _) = row.as_chunks::<C>();
+    let (out, _) = out.as_chunks_mut::<C>();
+    for (o, sx) in out.iter_mut().zip(xs) {
+        if let Some(p) = sx.and_then(|sx| pixels.get(sx)) {
+            *o = *p;
         }
     }
 }
