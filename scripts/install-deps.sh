@@ -22,6 +22,7 @@ APT_PACKAGES=(
   libavdevice-dev libavfilter-dev
   libturbojpeg0-dev
   ffmpeg
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   cmake nasm make
   python3 python3-pip
   ca-certificates curl

@@ -53,6 +53,15 @@ frameflow run -i v4l2:/dev/video0 -f grayscale -o cam")]
 frameflow apply -f gaussian_blur=2,grayscale --format png -o out a.png b.webp"
     )]
     Apply(ApplyArgs),
+    /// Hot folder: filter every complete image that appears in DIR, exactly once.
+    #[command(after_help = "Examples:\n  \
+# GStreamer's multifilesink (or ffmpeg -f image2) writes into in/, frameflow embosses\n  \
+frameflow watch in -f emboss -o out\n  \
+# process what is there now, keep the inputs, exit\n  \
+frameflow watch in -f grayscale -o out --once --keep-input\n  \
+# move processed inputs instead of deleting them\n  \
+frameflow watch in -f sharpen -o out --done in-done --failed in-failed")]
+    Watch(WatchArgs),
     /// List every filter with its parameters, defaults and the Pillow call it matches.
     #[command(after_help = "Examples:\n  frameflow filters")]
     Filters,
@@ -190,4 +199,50 @@ pub struct ApplyArgs {
     /// Image files.
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The directory to watch (the hot folder).
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Filter chain (see `frameflow filters`). Empty: no filter (a format conversion).
+    #[arg(short = 'f', long = "filter", value_name = "CHAIN", default_value = "")]
+    pub chain: String,
+    /// Output directory (created if missing; must not be DIR itself).
+    #[arg(short, long = "out", value_name = "OUT")]
+    pub out: PathBuf,
+    /// Output name template: {stem} {ext} and text (one fixed name per input).
+    #[arg(long, value_name = "TEMPLATE", default_value = "{stem}.{ext}")]
+    pub name: String,
+    /// Image format: jpg, png, webp, bmp, ppm (default: the template's extension, else the input's own).
+    #[arg(long, value_name = "FMT")]
+    pub format: Option<String>,
+    /// JPEG/WebP quality, 1..100.
+    #[arg(long, value_name = "Q", default_value_t = 75, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub quality: u8,
+    /// Worker threads. Default: number of cores.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub workers: Option<u64>,
+    /// Where unusable inputs go (default: DIR/failed).
+    #[arg(long, value_name = "DIR")]
+    pub failed: Option<PathBuf>,
+    /// Move processed inputs here instead of deleting them.
+    #[arg(long, value_name = "DIR", conflicts_with = "keep_input")]
+    pub done: Option<PathBuf>,
+    /// Leave processed inputs in DIR (a restart recognises them by their outputs).
+    #[arg(long)]
+    pub keep_input: bool,
+    /// Process what is in DIR now, then exit (exit code 1 if any file failed).
+    #[arg(long)]
+    pub once: bool,
+    /// Also watch subdirectories (outputs keep the subdirectory).
+    #[arg(long)]
+    pub recursive: bool,
+    /// Write the run's statistics as JSON to PATH (updated every 2 s and at the end).
+    #[arg(long, value_name = "PATH")]
+    pub stats_json: Option<PathBuf>,
+    /// Replace an existing output of the same name (default: add -1, -2, ...).
+    #[arg(long)]
+    pub overwrite: bool,
 }

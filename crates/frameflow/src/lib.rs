@@ -7,7 +7,8 @@
 //! - [`sink`]: encoders, output name templates, atomic writes;
 //! - [`pipeline`]: the decode thread, the bounded queue, the workers and the in-order
 //!   committer, with the run's statistics;
-//! - [`batch`]: `apply`, filtering image files once.
+//! - [`batch`]: `apply`, filtering image files once;
+//! - [`watch`]: `watch`, the hot folder (every complete image exactly once).
 
 pub mod batch;
 pub mod frames;
@@ -15,5 +16,6 @@ pub mod pipeline;
 pub mod sink;
 pub mod source;
 pub mod supervisor;
+pub mod watch;
 
 pub use frameflow_filters as filters;

@@ -5,7 +5,7 @@ mod cli;
 
 use anyhow::Context as _;
 use clap::Parser;
-use cli::{ApplyArgs, Cli, Command, ProbeArgs, RunArgs};
+use cli::{ApplyArgs, Cli, Command, ProbeArgs, RunArgs, WatchArgs};
 use frameflow::filters::{Chain, Mode, ParamDefault, describe_filters};
 use frameflow::pipeline::{self, Control, Overload, RunConfig, Sampling};
 use frameflow::sink::atomic;
@@ -45,6 +45,7 @@ fn main() -> ExitCode {
         Command::Run(a) => cmd_run(a, &cli),
         Command::Probe(a) => cmd_probe(a),
         Command::Apply(a) => cmd_apply(a, &cli),
+        Command::Watch(a) => cmd_watch(a, &cli),
         Command::Filters => cmd_filters(),
     };
     match res {
@@ -192,6 +193,94 @@ fn cmd_apply(args: &ApplyArgs, cli: &Cli) -> Result<ExitCode, Failure> {
             ExitCode::from(1)
         },
     )
+}
+
+fn cmd_watch(args: &WatchArgs, cli: &Cli) -> Result<ExitCode, Failure> {
+    use frameflow::watch::{self, Disposal, WatchConfig, WatchError};
+    let chain = Chain::parse(&args.chain)
+        .map_err(|e| usage(anyhow::anyhow!("-f '{}': {e}", args.chain)))?;
+    let template = Template::parse(&args.name).map_err(usage)?;
+    watch::check_template(&template).map_err(|e| usage(anyhow::anyhow!(e)))?;
+    let format = format_choice(args.format.as_deref(), &template)?;
+    let disposal = match (&args.done, args.keep_input) {
+        (Some(d), _) => Disposal::MoveTo(d.clone()),
+        (None, true) => Disposal::Keep,
+        (None, false) => Disposal::Delete,
+    };
+    let cfg = WatchConfig {
+        dir: args.dir.clone(),
+        chain,
+        out_dir: args.out.clone(),
+        template,
+        format,
+        quality: args.quality,
+        workers: args.workers.map_or_else(
+            || std::thread::available_parallelism().map_or(2, |n| n.get()),
+            |n| n as usize,
+        ),
+        failed_dir: args
+            .failed
+            .clone()
+            .unwrap_or_else(|| args.dir.join("failed")),
+        disposal,
+        once: args.once,
+        recursive: args.recursive,
+        overwrite: args.overwrite,
+        stats_json: args.stats_json.clone(),
+    };
+    let control = Control::default();
+    install_signals(&control, cfg.out_dir.clone())?;
+    let bar = (args.once && !cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .then(|| {
+            let b = indicatif::ProgressBar::new(0);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} files, {per_sec}, eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b
+        });
+    if !args.once && !cli.quiet {
+        tracing::info!(
+            "watching {} → {} (Ctrl-C to stop)",
+            cfg.dir.display(),
+            cfg.out_dir.display()
+        );
+    }
+    let res = watch::watch(&cfg, &control, &|done, total| {
+        if let Some(b) = &bar {
+            b.set_length(total);
+            b.set_position(done);
+        }
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let summary = match res {
+        Ok(s) => s,
+        Err(e @ WatchError::Config(_)) => return Err(usage(e)),
+        Err(e) => return Err(Failure::Runtime(e.into())),
+    };
+    if !cli.quiet {
+        let again = if summary.already_done > 0 {
+            format!(" ({} finished from an earlier run)", summary.already_done)
+        } else {
+            String::new()
+        };
+        eprintln!(
+            "frameflow: wrote {} file(s) to {}{again}, {} failed; {:.1} s",
+            summary.written,
+            cfg.out_dir.display(),
+            summary.failed,
+            summary.report.elapsed_s,
+        );
+    }
+    Ok(if args.once && summary.failed > 0 && !summary.stopped {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn cmd_run(args: &RunArgs, cli: &Cli) -> Result<ExitCode, Failure> {

@@ -1,0 +1,127 @@
+//! Which names are inputs, and whether an input file is complete.
+
+use crate::source::still::{self, StillFormat};
+use frameflow_filters::ImageBuf;
+use std::path::Path;
+
+/// True for names a producer uses while a file is still being written, and for hidden
+/// files: dotfiles (ours are `.ff-*.tmp`), `*.tmp`, `*.part`, and GLib's
+/// `g_file_set_contents` temporaries `NAME.XXXXXX` (six random letters or digits after a
+/// final dot), which GStreamer's multifilesink renames to `NAME` when complete.
+pub fn is_ignored_name(name: &str) -> bool {
+    if name.starts_with('.') || name.is_empty() {
+        return true;
+    }
+    let lower = name.to_ascii_lowercase();
+    if lower.ends_with(".tmp") || lower.ends_with(".part") || lower.ends_with('~') {
+        return true;
+    }
+    match name.rsplit_once('.') {
+        Some((base, suffix)) => {
+            !base.is_empty()
+                && suffix.len() == 6
+                && suffix.bytes().all(|b| b.is_ascii_alphanumeric())
+        }
+        None => false,
+    }
+}
+
+/// Checks that `data` is a whole image file, strictly: a JPEG must end with its EOI
+/// marker (FF D9, trailing zero padding allowed), a PNG must hold its IEND chunk, a WebP
+/// or BMP must be as long as its header says; and the image must decode.
+pub fn complete_image(path: &Path, data: &[u8]) -> Result<ImageBuf, String> {
+    if data.is_empty() {
+        return Err("empty file".into());
+    }
+    let Some(format) = StillFormat::sniff(data) else {
+        return Err("not an image frameflow reads (JPEG, PNG, BMP, PPM/PGM, WebP)".into());
+    };
+    match format {
+        StillFormat::Jpeg => {
+            let end = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+            if end < 4 || data[end - 2..end] != [0xFF, 0xD9] {
+                return Err("JPEG without its end marker (FF D9): incomplete".into());
+            }
+        }
+        StillFormat::Png => {
+            const IEND: &[u8] = b"\0\0\0\0IEND";
+            if !data.windows(IEND.len()).rev().any(|w| w == IEND) {
+                return Err("PNG without its IEND chunk: incomplete".into());
+            }
+        }
+        StillFormat::Webp => {
+            let riff = data
+                .get(4..8)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map_or(u32::MAX as u64, |b| u32::from_le_bytes(b) as u64);
+            if riff + 8 > data.len() as u64 {
+                return Err("WebP shorter than its RIFF header says: incomplete".into());
+            }
+        }
+        StillFormat::Bmp => {
+            let size = data
+                .get(2..6)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                .map_or(0, |b| u32::from_le_bytes(b) as u64);
+            if size > data.len() as u64 {
+                return Err("BMP shorter than its header says: incomplete".into());
+            }
+        }
+        StillFormat::Pnm => {}
+    }
+    still::decode_image(path, data).map_err(|e| match e {
+        still::StillError::Decode { format, reason, .. } => format!("{format} decoder: {reason}"),
+        other => {
+            let s = other.to_string();
+            let prefix = format!("{}: ", path.display());
+            s.strip_prefix(&prefix).map(str::to_string).unwrap_or(s)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_names() {
+        for n in [
+            "frame.jpg.A1b2C3",
+            "00001.jpg.K7Q2ZP",
+            "frame00001.abcdef",
+            ".hidden.jpg",
+            ".ff-12-0-a.jpg.tmp",
+            "x.tmp",
+            "x.JPG.part",
+            "x.jpg~",
+        ] {
+            assert!(is_ignored_name(n), "{n}");
+        }
+        for n in [
+            "frame.jpg",
+            "00001.jpg",
+            "a.png",
+            "b.jpeg",
+            "c.webp",
+            "noext",
+            "a.b.c.jpg",
+        ] {
+            assert!(!is_ignored_name(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn incomplete_files() {
+        let p = Path::new("x");
+        assert!(complete_image(p, b"").unwrap_err().contains("empty"));
+        assert!(
+            complete_image(p, b"hello world")
+                .unwrap_err()
+                .contains("not an image")
+        );
+        let jpeg_head = [0xFF, 0xD8, 0xFF, 0xE0, 0, 16];
+        assert!(complete_image(p, &jpeg_head).unwrap_err().contains("FF D9"));
+        let png_head = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        assert!(complete_image(p, png_head).unwrap_err().contains("IEND"));
+    }
+}

@@ -1,0 +1,701 @@
+//! `frameflow watch`: a hot folder. Complete images that appear in a directory are
+//! filtered into the output directory, durably, and only then deleted, moved to
+//! `--done` or kept. See `design/hot-folder.md` for the crash invariants.
+//!
+//! The directory itself is the queue: the watcher only hints which names to look at
+//! (a bounded channel; when it is full, or inotify's own queue overflows, the directory
+//! is scanned again), and the in-memory state is bounded by [`MAX_TRACKED`] names.
+
+pub mod check;
+pub mod fsops;
+mod worker;
+
+use crate::pipeline::Control;
+use crate::pipeline::stats::{Report, Stats};
+use crate::sink::atomic::{self, AtomicDir, WriteError};
+use crate::sink::encode::ImageFormat;
+use crate::sink::naming::{NameValues, Template};
+use check::is_ignored_name;
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, never, select};
+use frameflow_filters::Chain;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use worker::{Existing, Outcome, Sig, Worker};
+
+/// Most names tracked in memory at once (queued, in flight, waiting for a retry).
+pub const MAX_TRACKED: usize = 4096;
+/// Capacity of the watcher → main loop channel; past it, a rescan.
+const EVENT_QUEUE: usize = 8192;
+/// An incomplete file goes to the failed directory only after this many attempts...
+const MIN_ATTEMPTS: u32 = 5;
+/// ...and after staying unchanged (size, mtime, nobody writing) for this long.
+const STABLE_FOR: Duration = Duration::from_millis(2500);
+const STATS_EVERY: Duration = Duration::from_secs(2);
+
+/// What happens to an input once its output is durably in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disposal {
+    Delete,
+    MoveTo(PathBuf),
+    Keep,
+}
+
+/// Settings of one `watch` run.
+#[derive(Debug, Clone)]
+pub struct WatchConfig {
+    pub dir: PathBuf,
+    pub chain: Chain,
+    pub out_dir: PathBuf,
+    pub template: Template,
+    /// `None` = the template's extension, else the input's own format.
+    pub format: Option<ImageFormat>,
+    pub quality: u8,
+    pub workers: usize,
+    pub failed_dir: PathBuf,
+    pub disposal: Disposal,
+    pub once: bool,
+    pub recursive: bool,
+    pub overwrite: bool,
+    pub stats_json: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// A setting that cannot work (a usage error).
+    #[error("{0}")]
+    Config(String),
+    #[error("{}: {step}: {source}", path.display())]
+    Dir {
+        path: PathBuf,
+        step: &'static str,
+        source: io::Error,
+    },
+    #[error("watching {}: {source}", path.display())]
+    Notify {
+        path: PathBuf,
+        source: notify::Error,
+    },
+    #[error(transparent)]
+    Output(#[from] WriteError),
+    #[error("the worker threads stopped unexpectedly")]
+    Workers,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct WatchSummary {
+    pub report: Report,
+    pub written: u64,
+    /// Inputs whose output an earlier (killed) run had already made.
+    pub already_done: u64,
+    pub failed: u64,
+    /// Ended by SIGINT/SIGTERM.
+    pub stopped: bool,
+}
+
+/// `--name` must give each input one fixed name, so that a restart can find the output
+/// of an input it made before being killed: `{stem}` is required, `{index}`, `{pts}`
+/// and `{time}` are refused.
+pub fn check_template(t: &Template) -> Result<(), String> {
+    let v = |stem, index, time| NameValues {
+        index,
+        pts_ms: index as i64,
+        time,
+        stream: "watch",
+        stem,
+        ext: "jpg",
+    };
+    if t.render(&v("a", 0, "T0")) != t.render(&v("a", 7, "T1")) {
+        return Err(format!(
+            "--name '{t}': watch needs a fixed name per input ({{stem}}, {{ext}} and text); \
+{{index}}, {{pts}} and {{time}} would give a restarted run no way to recognise its outputs"
+        ));
+    }
+    if t.render(&v("a", 0, "T0")) == t.render(&v("b", 0, "T0")) {
+        return Err(format!(
+            "--name '{t}': watch needs {{stem}} in the name (one output per input)"
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    attempts: u32,
+    stable_since: Instant,
+    sig: Option<Sig>,
+}
+
+#[derive(Debug)]
+enum State {
+    Queued(Option<Retry>),
+    InFlight {
+        requeue: bool,
+        retry: Option<Retry>,
+    },
+    Waiting {
+        due: Instant,
+        retry: Retry,
+    },
+    /// Could not be handled (output or input unwritable): left alone until a restart.
+    Parked,
+}
+
+struct Dirs {
+    /// Canonical watched directory.
+    dir: PathBuf,
+    /// Our own directories inside it, relative to it.
+    own: Vec<PathBuf>,
+}
+
+fn dir_err(path: &Path, step: &'static str) -> impl FnOnce(io::Error) -> WatchError + use<> {
+    let path = path.to_path_buf();
+    move |source| WatchError::Dir { path, step, source }
+}
+
+fn prepare(cfg: &WatchConfig) -> Result<Dirs, WatchError> {
+    let dir = cfg
+        .dir
+        .canonicalize()
+        .map_err(dir_err(&cfg.dir, "opening the watched directory"))?;
+    if !dir.is_dir() {
+        return Err(WatchError::Config(format!(
+            "{}: not a directory",
+            cfg.dir.display()
+        )));
+    }
+    let mut own_dirs = vec![(&cfg.out_dir, "-o/--out"), (&cfg.failed_dir, "--failed")];
+    if let Disposal::MoveTo(d) = &cfg.disposal {
+        own_dirs.push((d, "--done"));
+    }
+    let mut own = Vec::new();
+    for (d, flag) in own_dirs {
+        fs::create_dir_all(d).map_err(dir_err(d, "creating the directory"))?;
+        let c = d
+            .canonicalize()
+            .map_err(dir_err(d, "opening the directory"))?;
+        if c == dir {
+            return Err(WatchError::Config(format!(
+                "{flag} {} is the watched directory itself",
+                d.display()
+            )));
+        }
+        if let Ok(rel) = c.strip_prefix(&dir) {
+            own.push(rel.to_path_buf());
+        }
+    }
+    Ok(Dirs { dir, own })
+}
+
+impl Dirs {
+    /// The input name of `rel` (relative to the watched directory) when it is one.
+    fn accepts(&self, rel: &Path, recursive: bool) -> bool {
+        let comps: Vec<_> = rel.components().collect();
+        if comps.is_empty() || (!recursive && comps.len() != 1) {
+            return false;
+        }
+        for (i, c) in comps.iter().enumerate() {
+            let Component::Normal(n) = c else {
+                return false;
+            };
+            let n = n.to_string_lossy();
+            let last = i + 1 == comps.len();
+            if (last && is_ignored_name(&n)) || (!last && n.starts_with('.')) {
+                return false;
+            }
+        }
+        !self.own.iter().any(|o| rel.starts_with(o))
+    }
+}
+
+struct Scan {
+    picked: BTreeSet<PathBuf>,
+    more: bool,
+    candidates: u64,
+}
+
+/// The `room` first names (in name order) that are inputs and not yet tracked. With
+/// `--keep-input`, inputs whose output exists are finished and left out.
+fn scan(
+    cfg: &WatchConfig,
+    dirs: &Dirs,
+    known: &HashMap<PathBuf, State>,
+    room: usize,
+) -> Result<Scan, WatchError> {
+    let mut s = Scan {
+        picked: BTreeSet::new(),
+        more: false,
+        candidates: 0,
+    };
+    let mut stack = vec![PathBuf::new()];
+    while let Some(sub) = stack.pop() {
+        let abs = dirs.dir.join(&sub);
+        let rd = match fs::read_dir(&abs) {
+            Ok(rd) => rd,
+            Err(e) if sub.as_os_str().is_empty() => {
+                return Err(dir_err(&cfg.dir, "reading the watched directory")(e));
+            }
+            Err(_) => continue,
+        };
+        for entry in rd.flatten() {
+            let rel = sub.join(entry.file_name());
+            let Ok(ft) = entry.file_type() else { continue };
+            if ft.is_dir() {
+                if cfg.recursive
+                    && !entry.file_name().to_string_lossy().starts_with('.')
+                    && !dirs.own.iter().any(|o| rel.starts_with(o))
+                {
+                    stack.push(rel);
+                }
+                continue;
+            }
+            if !(ft.is_file() || ft.is_symlink())
+                || known.contains_key(&rel)
+                || !dirs.accepts(&rel, cfg.recursive)
+            {
+                continue;
+            }
+            if cfg.disposal == Disposal::Keep && kept_and_done(cfg, &dirs.dir.join(&rel), &rel) {
+                continue;
+            }
+            s.candidates += 1;
+            s.picked.insert(rel);
+            if s.picked.len() > room {
+                s.picked.pop_last();
+                s.more = true;
+            }
+        }
+    }
+    Ok(s)
+}
+
+/// `--keep-input`: the input's output exists (it carries the input's mtime).
+fn kept_and_done(cfg: &WatchConfig, path: &Path, rel: &Path) -> bool {
+    let (Ok(meta), Ok(head)) = (fs::metadata(path), worker::read_head(path)) else {
+        return false;
+    };
+    let Ok(mtime) = meta.modified() else {
+        return false;
+    };
+    let out_rel = worker::output_rel(cfg, rel, worker::output_format(cfg, &head));
+    matches!(
+        worker::find_existing(&cfg.out_dir, &out_rel, mtime),
+        Existing::Done(_)
+    )
+}
+
+/// Starts the inotify watcher: ready names go to `tx`; overflow of either queue sets
+/// `rescan`.
+fn start_watcher(
+    cfg: &WatchConfig,
+    dir: &Path,
+    tx: Sender<PathBuf>,
+    rescan: Arc<AtomicBool>,
+) -> Result<notify::INotifyWatcher, WatchError> {
+    use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
+    use notify::{EventKind, RecursiveMode, Watcher};
+    let recursive = cfg.recursive;
+    let handler = move |res: notify::Result<notify::Event>| match res {
+        Ok(ev) => {
+            if ev.need_rescan() {
+                rescan.store(true, Ordering::SeqCst);
+            }
+            let ready = match ev.kind {
+                EventKind::Access(AccessKind::Close(AccessMode::Write)) => ev.paths.first(),
+                EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Any)) => {
+                    ev.paths.last()
+                }
+                EventKind::Create(CreateKind::Folder) if recursive => {
+                    rescan.store(true, Ordering::SeqCst);
+                    None
+                }
+                _ => None,
+            };
+            if let Some(p) = ready
+                && let Err(TrySendError::Full(_)) = tx.try_send(p.clone())
+            {
+                rescan.store(true, Ordering::SeqCst);
+            }
+        }
+        Err(e) => {
+            tracing::debug!("watcher: {e}; rescanning");
+            rescan.store(true, Ordering::SeqCst);
+        }
+    };
+    let notify_err = |source| WatchError::Notify {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut w =
+        notify::INotifyWatcher::new(handler, notify::Config::default()).map_err(notify_err)?;
+    let mode = if recursive {
+        RecursiveMode::Recursive
+    } else {
+        RecursiveMode::NonRecursive
+    };
+    w.watch(dir, mode).map_err(notify_err)?;
+    Ok(w)
+}
+
+/// Runs the hot folder until `control.stop` (or, with `once`, until the directory holds
+/// no more inputs). `on_progress(done, total)` is called after each input.
+pub fn watch(
+    cfg: &WatchConfig,
+    control: &Control,
+    on_progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<WatchSummary, WatchError> {
+    let dirs = prepare(cfg)?;
+    // Two views of the output directory: temporaries are staged without a sync (the
+    // worker syncs after setting the mark), commits sync the directory after the rename.
+    let stage = AtomicDir::open(&cfg.out_dir, false)?;
+    let commit = AtomicDir::open(&cfg.out_dir, true)?;
+    atomic::remove_stale_temps(&cfg.failed_dir);
+    if let Disposal::MoveTo(d) = &cfg.disposal {
+        atomic::remove_stale_temps(d);
+    }
+    let stats = Stats::new("watch", &cfg.dir.display().to_string());
+    let rescan = Arc::new(AtomicBool::new(false));
+    let (ev_tx, ev_rx_real) = bounded::<PathBuf>(EVENT_QUEUE);
+    let (_watcher, ev_rx): (Option<notify::INotifyWatcher>, Receiver<PathBuf>) = if cfg.once {
+        (None, never())
+    } else {
+        let w = start_watcher(cfg, &dirs.dir, ev_tx, rescan.clone())?;
+        (Some(w), ev_rx_real)
+    };
+    let workers = cfg.workers.max(1);
+    let (job_tx, job_rx) = bounded::<PathBuf>(workers * 2);
+    let (res_tx, res_rx) = bounded::<(PathBuf, Outcome)>(workers * 2 + 1);
+    std::thread::scope(|scope| {
+        for i in 0..workers {
+            let job_rx = job_rx.clone();
+            let res_tx = res_tx.clone();
+            let (stage, commit, stats) = (&stage, &commit, &stats);
+            let stop = &control.stop;
+            let spawned = std::thread::Builder::new()
+                .name(format!("ff-watch-{i}"))
+                .spawn_scoped(scope, move || {
+                    let mut w = Worker::new(cfg, stage, commit, stats);
+                    for rel in job_rx {
+                        if stop.load(Ordering::Relaxed) {
+                            continue;
+                        }
+                        let out = w.process(&rel);
+                        if res_tx.send((rel, out)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            if spawned.is_err() {
+                return Err(WatchError::Workers);
+            }
+        }
+        drop(res_tx);
+        let mut main = MainLoop {
+            cfg,
+            dirs: &dirs,
+            stats: &stats,
+            known: HashMap::new(),
+            ready: VecDeque::new(),
+            need_scan: true,
+            waiting: 0,
+            parked: 0,
+            completed: 0,
+            total: 0,
+            written: 0,
+            already_done: 0,
+            failed: 0,
+            on_progress,
+        };
+        let res = main.run(control, &rescan, &ev_rx, &job_tx, &res_rx);
+        drop(job_tx);
+        // Finish what is in flight (workers skip queued jobs once stopping).
+        for (rel, out) in res_rx.iter() {
+            main.outcome(rel, out);
+        }
+        res?;
+        let report = Report::new(vec![stats.snapshot()]);
+        if let Some(p) = &cfg.stats_json {
+            report
+                .write(p)
+                .map_err(dir_err(p, "writing --stats-json"))?;
+        }
+        Ok(WatchSummary {
+            report,
+            written: main.written,
+            already_done: main.already_done,
+            failed: main.failed,
+            stopped: control.stop.load(Ordering::Relaxed),
+        })
+    })
+}
+
+struct MainLoop<'a> {
+    cfg: &'a WatchConfig,
+    dirs: &'a Dirs,
+    stats: &'a Stats,
+    known: HashMap<PathBuf, State>,
+    ready: VecDeque<PathBuf>,
+    need_scan: bool,
+    waiting: usize,
+    parked: usize,
+    completed: u64,
+    total: u64,
+    written: u64,
+    already_done: u64,
+    failed: u64,
+    on_progress: &'a (dyn Fn(u64, u64) + Sync),
+}
+
+impl MainLoop<'_> {
+    fn run(
+        &mut self,
+        control: &Control,
+        rescan: &AtomicBool,
+        ev_rx: &Receiver<PathBuf>,
+        job_tx: &Sender<PathBuf>,
+        res_rx: &Receiver<(PathBuf, Outcome)>,
+    ) -> Result<(), WatchError> {
+        let mut last_stats = Instant::now();
+        loop {
+            if control.stop.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            if rescan.swap(false, Ordering::SeqCst) {
+                tracing::debug!("rescanning {}", self.cfg.dir.display());
+                self.need_scan = true;
+            }
+            if self.need_scan && self.known.len() <= MAX_TRACKED / 2 {
+                let s = scan(
+                    self.cfg,
+                    self.dirs,
+                    &self.known,
+                    MAX_TRACKED - self.known.len(),
+                )?;
+                self.need_scan = s.more;
+                let extra = s.candidates - s.picked.len() as u64;
+                for rel in s.picked {
+                    self.known.insert(rel.clone(), State::Queued(None));
+                    self.ready.push_back(rel);
+                }
+                self.total = self.completed + self.known.len() as u64 + extra;
+                (self.on_progress)(self.completed, self.total);
+            }
+            let now = Instant::now();
+            let mut next_due = now + Duration::from_millis(200);
+            if self.waiting > 0 {
+                for (rel, st) in self.known.iter_mut() {
+                    if let State::Waiting { due, retry } = st {
+                        if *due <= now {
+                            *st = State::Queued(Some(*retry));
+                            self.waiting -= 1;
+                            self.ready.push_back(rel.clone());
+                        } else {
+                            next_due = next_due.min(*due);
+                        }
+                    }
+                }
+            }
+            while let Some(rel) = self.ready.pop_front() {
+                let retry = match self.known.get(&rel) {
+                    Some(State::Queued(r)) => *r,
+                    _ => continue,
+                };
+                match job_tx.try_send(rel.clone()) {
+                    Ok(()) => {
+                        self.known.insert(
+                            rel,
+                            State::InFlight {
+                                requeue: false,
+                                retry,
+                            },
+                        );
+                    }
+                    Err(TrySendError::Full(rel)) => {
+                        self.ready.push_front(rel);
+                        break;
+                    }
+                    Err(TrySendError::Disconnected(_)) => return Err(WatchError::Workers),
+                }
+            }
+            if self.cfg.once && self.known.len() == self.parked && !self.need_scan {
+                return Ok(());
+            }
+            if last_stats.elapsed() >= STATS_EVERY {
+                last_stats = Instant::now();
+                self.write_stats();
+            }
+            let timeout = next_due.saturating_duration_since(Instant::now());
+            select! {
+                recv(res_rx) -> msg => match msg {
+                    Ok((rel, out)) => self.outcome(rel, out),
+                    Err(_) => return Err(WatchError::Workers),
+                },
+                recv(ev_rx) -> msg => {
+                    if let Ok(p) = msg {
+                        self.event(&p);
+                    }
+                },
+                default(timeout) => {}
+            }
+        }
+    }
+
+    fn write_stats(&self) {
+        if let Some(p) = &self.cfg.stats_json
+            && let Err(e) = Report::new(vec![self.stats.snapshot()]).write(p)
+        {
+            tracing::warn!("writing --stats-json {}: {e}", p.display());
+        }
+    }
+
+    /// A name the watcher says is ready.
+    fn event(&mut self, abs: &Path) {
+        let Ok(rel) = abs.strip_prefix(&self.dirs.dir) else {
+            return;
+        };
+        if !self.dirs.accepts(rel, self.cfg.recursive) {
+            return;
+        }
+        let full = self.known.len() >= MAX_TRACKED;
+        match self.known.get_mut(rel) {
+            None if full => self.need_scan = true,
+            None => {
+                self.known.insert(rel.to_path_buf(), State::Queued(None));
+                self.ready.push_back(rel.to_path_buf());
+                self.total += 1;
+            }
+            Some(State::InFlight { requeue, .. }) => *requeue = true,
+            Some(st @ State::Waiting { .. }) => {
+                if let State::Waiting { retry, .. } = st {
+                    let mut r = *retry;
+                    r.stable_since = Instant::now();
+                    *st = State::Queued(Some(r));
+                    self.waiting -= 1;
+                    self.ready.push_back(rel.to_path_buf());
+                }
+            }
+            Some(st @ State::Parked) => {
+                // Something changed: worth another try.
+                *st = State::Queued(None);
+                self.parked -= 1;
+                self.ready.push_back(rel.to_path_buf());
+            }
+            Some(State::Queued(_)) => {}
+        }
+    }
+
+    fn finished(&mut self, rel: PathBuf, requeue: bool) {
+        if requeue {
+            self.known.insert(rel.clone(), State::Queued(None));
+            self.ready.push_back(rel);
+            self.total += 1;
+        } else {
+            self.known.remove(&rel);
+        }
+        self.completed += 1;
+        (self.on_progress)(self.completed, self.total.max(self.completed));
+    }
+
+    fn outcome(&mut self, rel: PathBuf, out: Outcome) {
+        let (requeue, retry) = match self.known.get(&rel) {
+            Some(State::InFlight { requeue, retry }) => (*requeue, *retry),
+            Some(State::Queued(r)) => (false, *r),
+            _ => (false, None),
+        };
+        let path = self.cfg.dir.join(&rel);
+        match out {
+            Outcome::Written(p) => {
+                tracing::debug!("{} → {}", path.display(), p.display());
+                self.written += 1;
+                self.finished(rel, requeue);
+            }
+            Outcome::AlreadyDone(p) => {
+                tracing::info!(
+                    "{}: output {} was made before a restart; input disposed of",
+                    path.display(),
+                    p.display()
+                );
+                self.already_done += 1;
+                self.finished(rel, requeue);
+            }
+            Outcome::Vanished => {
+                tracing::debug!("{}: gone before it could be opened", path.display());
+                self.known.remove(&rel);
+                if requeue {
+                    self.known.insert(rel.clone(), State::Queued(None));
+                    self.ready.push_back(rel);
+                } else {
+                    self.total = self.total.saturating_sub(1);
+                }
+            }
+            Outcome::Replaced => {
+                self.known.insert(rel.clone(), State::Queued(None));
+                self.ready.push_back(rel);
+            }
+            Outcome::Incomplete { reason, sig, busy } => {
+                let now = Instant::now();
+                let mut r = retry.unwrap_or(Retry {
+                    attempts: 0,
+                    stable_since: now,
+                    sig,
+                });
+                r.attempts += 1;
+                if busy || requeue || r.sig != sig {
+                    r.stable_since = now;
+                }
+                r.sig = sig;
+                if r.attempts >= MIN_ATTEMPTS && now.duration_since(r.stable_since) >= STABLE_FOR {
+                    self.fail(rel, &reason);
+                } else {
+                    let delay = Duration::from_millis(100 << r.attempts.min(3));
+                    let due = if requeue { now } else { now + delay };
+                    self.known.insert(rel, State::Waiting { due, retry: r });
+                    self.waiting += 1;
+                }
+            }
+            Outcome::Unusable(reason) => self.fail(rel, &reason),
+            Outcome::Stuck(msg) => {
+                tracing::error!("{}: {msg}; left in place", path.display());
+                Stats::add(&self.stats.failed, 1);
+                self.failed += 1;
+                self.known.insert(rel, State::Parked);
+                self.parked += 1;
+                self.completed += 1;
+                (self.on_progress)(self.completed, self.total.max(self.completed));
+            }
+        }
+    }
+
+    /// Moves an unusable input to the failed directory, with one line naming it.
+    fn fail(&mut self, rel: PathBuf, reason: &str) {
+        let path = self.cfg.dir.join(&rel);
+        match fsops::move_into(&path, &self.cfg.failed_dir, &rel.to_string_lossy()) {
+            Ok(dest) => {
+                tracing::error!("{}: {reason}; moved to {}", path.display(), dest.display());
+                Stats::add(&self.stats.failed, 1);
+                self.failed += 1;
+                self.finished(rel, false);
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.known.remove(&rel);
+                self.total = self.total.saturating_sub(1);
+            }
+            Err(e) => {
+                tracing::error!(
+                    "{}: {reason}; could not move it to {}: {e}",
+                    path.display(),
+                    self.cfg.failed_dir.display()
+                );
+                Stats::add(&self.stats.failed, 1);
+                self.failed += 1;
+                self.known.insert(rel, State::Parked);
+                self.parked += 1;
+            }
+        }
+    }
+}
