@@ -536,7 +536,7 @@ fn open_input(
     }
     if spec.is_live() {
         // Probe briefly: the defaults block ~5 s on a live MPEG-PS stream.
-        dict.set("analyzeduration", "500000");
+        dict.set("analyzeduration", "100000");
         dict.set("probesize", "500000");
     }
     let url =
