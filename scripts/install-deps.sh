@@ -14,7 +14,9 @@ log() { printf 'install-deps: %s\n' "$*" >&2; }
 
 # Build: bindgen (clang, libclang-dev) + pkg-config for ffmpeg-sys-next, the FFmpeg 5.1
 # development libraries, cmake + nasm for libjpeg-turbo built by turbojpeg-sys, a C
-# compiler for libwebp-sys. Test/demo: the ffmpeg/ffprobe CLIs and pip for Pillow.
+# compiler for libwebp-sys. Test/demo: the ffmpeg/ffprobe CLIs and pip for Pillow; the
+# RTSP test server (tests-support/rtsp_server.py, run with /usr/bin/python3) needs
+# python3-gi and gir1.2-gst-rtsp-server-1.0 (which pulls in plugins-bad: openh264enc).
 APT_PACKAGES=(
   build-essential
   clang libclang-dev pkg-config
@@ -23,6 +25,7 @@ APT_PACKAGES=(
   libturbojpeg0-dev
   ffmpeg
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  python3-gi gir1.2-gst-rtsp-server-1.0
   cmake nasm make
   python3 python3-pip
   ca-certificates curl

@@ -141,6 +141,13 @@ pub struct RunArgs {
     /// Write the run's statistics as JSON to PATH (updated every 2 s and at the end).
     #[arg(long, value_name = "PATH")]
     pub stats_json: Option<PathBuf>,
+    /// Also keep the unfiltered frames in DIR (same names and format, written atomically).
+    #[arg(long, value_name = "DIR")]
+    pub raw_dir: Option<PathBuf>,
+    /// Keep only the newest N outputs of this run, deleting older ones as new ones are
+    /// written (a ring, like multifilesink's max-files; --raw-dir frames go with them).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub keep_last: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -309,6 +309,18 @@ fn cmd_run(args: &RunArgs, cli: &Cli) -> Result<ExitCode, Failure> {
         Overload::Block
     });
     let label = args.label.clone().unwrap_or_else(|| input.default_label());
+    if let Some(raw) = &args.raw_dir {
+        let same = match (raw.canonicalize(), args.out.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => raw.components().eq(args.out.components()),
+        };
+        if same {
+            return Err(usage(anyhow::anyhow!(
+                "--raw-dir {} is the output directory: give it a directory of its own",
+                raw.display()
+            )));
+        }
+    }
     let cfg = RunConfig {
         open: OpenOptions {
             timeout: Duration::from_secs_f64(args.timeout),
@@ -339,11 +351,20 @@ fn cmd_run(args: &RunArgs, cli: &Cli) -> Result<ExitCode, Failure> {
             enabled: !args.no_reconnect,
             max_attempts: args.reconnect_max,
         },
+        raw_dir: args.raw_dir.clone(),
+        keep_last: args.keep_last.map(|n| n as usize),
         input,
     };
     let control = Control::default();
     install_signals(&control, cfg.out_dir.clone())?;
-    let outcome = pipeline::run(&cfg, &control)?;
+    let outcome = match pipeline::run(&cfg, &control) {
+        Ok(o) => o,
+        // The error names the directory and the reason; no need for its source chain.
+        Err(e @ pipeline::PipelineError::Output(_)) => {
+            return Err(Failure::Runtime(anyhow::anyhow!("{e}")));
+        }
+        Err(e) => return Err(e.into()),
+    };
     if let Some(path) = &cfg.stats_json {
         outcome
             .report
@@ -378,6 +399,12 @@ fn cmd_run(args: &RunArgs, cli: &Cli) -> Result<ExitCode, Failure> {
             r.elapsed_s,
             r.fps,
         );
+    }
+    if let Some(e) = outcome.output_error {
+        return Err(Failure::Runtime(anyhow::anyhow!(
+            "{e}; stopped after writing {} frame(s), no partial file left",
+            r.frames_written
+        )));
     }
     if let Some(e) = outcome.source_error {
         return Err(Failure::Runtime(e.into()));

@@ -68,6 +68,11 @@ pub struct RunConfig {
     pub stats_json: Option<PathBuf>,
     /// Reopening live inputs after they end, fail or stall.
     pub reconnect: ReconnectPolicy,
+    /// Also keep the unfiltered frames here (same names, same format, atomically).
+    pub raw_dir: Option<PathBuf>,
+    /// Keep only the newest N outputs of this run (a ring, like multifilesink's
+    /// max-files); the raw frame of an index goes with its filtered one.
+    pub keep_last: Option<usize>,
 }
 
 /// Failures that stop a run before or while it starts.
@@ -93,6 +98,9 @@ pub struct RunOutcome {
     pub first_index: u64,
     /// Damaged data met in the input (frames were still written where decodable).
     pub damage: Damage,
+    /// An output failure that stopped the run (disk full, directory not writable):
+    /// frames before it were written, nothing partial is left.
+    pub output_error: Option<WriteError>,
 }
 
 /// Signals shared with the signal handler: `stop` = finish in-flight frames and end;
@@ -105,6 +113,8 @@ pub struct Control {
 
 struct Pending {
     temp: TempFile,
+    /// The unfiltered frame, with `--raw-dir`.
+    raw: Option<TempFile>,
     pts_ms: i64,
     decoded_at: Instant,
 }
@@ -114,17 +124,22 @@ struct Committer {
     next_seq: u64,
     next_index: u64,
     pending: BTreeMap<u64, Option<Pending>>,
+    /// With `--keep-last N`: the final paths of the last N commits, oldest first.
+    kept: VecDeque<Vec<PathBuf>>,
 }
 
 struct Shared<'a> {
     cfg: &'a RunConfig,
     dir: AtomicDir,
+    raw_dir: Option<AtomicDir>,
     stats: Arc<Stats>,
     commit: Mutex<Committer>,
     control: Control,
     error_lines: AtomicU64,
     /// Frames taken off the queue by workers (highest seq + 1).
     taken: AtomicU64,
+    /// The first output failure that makes going on pointless; it stops the run.
+    output_error: Mutex<Option<WriteError>>,
 }
 
 impl Shared<'_> {
@@ -143,7 +158,7 @@ impl Shared<'_> {
             c.next_seq += 1;
             let Some(p) = item else { continue };
             if self.control.abort.load(Ordering::Relaxed) {
-                self.dir.discard(p.temp);
+                self.discard(p);
                 continue;
             }
             self.commit_one(&mut c, p);
@@ -159,22 +174,44 @@ impl Shared<'_> {
         };
         let time = utc_timestamp(SystemTime::now());
         let stem = cfg.input.default_label();
-        let mut temp = p.temp;
+        let Pending {
+            mut temp,
+            mut raw,
+            pts_ms,
+            decoded_at,
+        } = p;
         // With {index} in the template an existing name just moves the counter on (another
         // writer got there first); without it, an existing name is an error.
         for _attempt in 0..1000 {
             let rel = cfg.template.render(&NameValues {
                 index: c.next_index,
-                pts_ms: p.pts_ms,
+                pts_ms,
                 time: &time,
                 stream: &cfg.label,
                 stem: &stem,
                 ext: cfg.encode.format.extension(),
             });
+            // The raw frame takes the same name: skip an index already taken there too.
+            if let (Some(rd), Some(_)) = (&self.raw_dir, &raw)
+                && replace == Replace::Never
+                && cfg.template.has_index()
+                && rd.root().join(&rel).exists()
+            {
+                c.next_index += 1;
+                continue;
+            }
             match self.dir.commit_keep(temp, &rel, replace) {
-                Ok(_) => {
+                Ok(path) => {
                     c.next_index += 1;
-                    self.stats.written(p.decoded_at.elapsed());
+                    self.stats.written(decoded_at.elapsed());
+                    let mut paths = vec![path];
+                    if let (Some(rd), Some(r)) = (&self.raw_dir, raw.take()) {
+                        match rd.commit(r, &rel, replace) {
+                            Ok(rp) => paths.push(rp),
+                            Err(e) => self.write_failed(e, &format!("raw frame at {pts_ms} ms")),
+                        }
+                    }
+                    self.keep_last(c, paths);
                     return;
                 }
                 Err((t, WriteError::Exists { .. })) if cfg.template.has_index() => {
@@ -183,13 +220,63 @@ impl Shared<'_> {
                 }
                 Err((t, e)) => {
                     self.dir.discard(t);
-                    self.fail(&format!("frame at {} ms: {e}", p.pts_ms));
+                    self.discard_raw(raw);
+                    self.write_failed(e, &format!("frame at {pts_ms} ms"));
                     return;
                 }
             }
         }
         self.dir.discard(temp);
+        self.discard_raw(raw);
         self.fail("no free output name after 1000 attempts");
+    }
+
+    /// `--keep-last N`: remembers this commit's files and deletes those of the commit N
+    /// commits ago. Only this run's outputs are ever deleted.
+    fn keep_last(&self, c: &mut Committer, paths: Vec<PathBuf>) {
+        let Some(n) = self.cfg.keep_last else { return };
+        c.kept.push_back(paths);
+        while c.kept.len() > n {
+            let Some(old) = c.kept.pop_front() else { break };
+            for path in old {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => tracing::warn!("--keep-last: cannot remove {}: {e}", path.display()),
+                }
+            }
+        }
+    }
+
+    /// Removes the temporary files of a frame that will not be committed.
+    fn discard(&self, p: Pending) {
+        self.dir.discard(p.temp);
+        self.discard_raw(p.raw);
+    }
+
+    fn discard_raw(&self, raw: Option<TempFile>) {
+        if let (Some(rd), Some(r)) = (&self.raw_dir, raw) {
+            rd.discard(r);
+        }
+    }
+
+    /// A write or rename failed. A failure of the directory itself (disk full, read-only,
+    /// no permission) stops the run with one error; anything else fails just this frame.
+    fn write_failed(&self, e: WriteError, what: &str) {
+        Stats::add(&self.stats.failed, 1);
+        let Some(fatal) = fatal_output_error(&e) else {
+            let n = self.error_lines.fetch_add(1, Ordering::Relaxed);
+            if n < 10 || n.is_multiple_of(100) {
+                tracing::error!("input '{}': {what}: {e}", self.cfg.input.raw);
+            }
+            return;
+        };
+        if let Ok(mut slot) = self.output_error.lock()
+            && slot.is_none()
+        {
+            *slot = Some(fatal);
+            self.control.stop.store(true, Ordering::SeqCst);
+        }
     }
 
     /// Counts a failed frame and logs it (the first 10, then every 100th).
@@ -213,18 +300,79 @@ enum FrameError {
     Write(#[from] WriteError),
 }
 
+/// The directory-level failure behind `e`, if it is one (no space, quota, read-only
+/// filesystem, no permission, directory gone): every further frame would fail the same
+/// way. Returned as an error naming the directory.
+fn fatal_output_error(e: &WriteError) -> Option<WriteError> {
+    use std::io::ErrorKind as K;
+    let (path, source) = match e {
+        WriteError::Write { path, source } => (path, source),
+        WriteError::Rename { to, source, .. } => (to, source),
+        WriteError::Dir { .. } | WriteError::Exists { .. } => return None,
+    };
+    let fatal = matches!(
+        source.kind(),
+        K::StorageFull
+            | K::QuotaExceeded
+            | K::ReadOnlyFilesystem
+            | K::PermissionDenied
+            | K::NotFound
+    );
+    fatal.then(|| WriteError::Dir {
+        path: path.parent().unwrap_or(path).to_path_buf(),
+        source: std::io::Error::new(source.kind(), source.to_string()),
+    })
+}
+
+/// Opens an output directory (creating it) and checks that a file can be written there,
+/// so an unusable directory is one clear error before any frame is decoded for it.
+fn open_output(path: &std::path::Path) -> Result<AtomicDir, WriteError> {
+    let dir_error = |source: std::io::Error| WriteError::Dir {
+        path: path.to_path_buf(),
+        source,
+    };
+    if path.exists() && !path.is_dir() {
+        return Err(dir_error(std::io::Error::new(
+            std::io::ErrorKind::NotADirectory,
+            "exists and is not a directory",
+        )));
+    }
+    if let Err(e) = std::fs::create_dir_all(path) {
+        return Err(dir_error(std::io::Error::new(
+            e.kind(),
+            format!("cannot create it: {e}"),
+        )));
+    }
+    let dir = AtomicDir::open(path, false)?;
+    match dir.write_temp("probe", b"") {
+        Ok(t) => dir.discard(t),
+        Err(WriteError::Write { source, .. }) => {
+            return Err(dir_error(std::io::Error::new(
+                source.kind(),
+                format!("cannot write there: {source}"),
+            )));
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(dir)
+}
+
 /// Runs one stream to its end (or until `control.stop`).
 pub fn run(cfg: &RunConfig, control: &Control) -> Result<RunOutcome, PipelineError> {
     // Check the encoder can be built, and open the input, before touching the output.
     drop(Encoder::new(cfg.encode)?);
     let mut source = Source::open(&cfg.input, &cfg.open, control.stop.clone())?;
-    let dir = AtomicDir::open(&cfg.out_dir, false)?;
+    let dir = open_output(&cfg.out_dir)?;
+    let raw_dir = cfg.raw_dir.as_deref().map(open_output).transpose()?;
     let ext = cfg.encode.format.extension();
+    // Numbering continues after the highest index in the output (and the raw) directory.
     let first_index = if cfg.overwrite {
         0
     } else {
-        cfg.template
-            .highest_existing_index(&cfg.out_dir, ext)
+        std::iter::once(&cfg.out_dir)
+            .chain(cfg.raw_dir.as_ref())
+            .filter_map(|d| cfg.template.highest_existing_index(d, ext))
+            .max()
             .map_or(0, |i| i + 1)
     };
     let info = source.info().clone();
@@ -242,15 +390,18 @@ pub fn run(cfg: &RunConfig, control: &Control) -> Result<RunOutcome, PipelineErr
     let shared = Shared {
         cfg,
         dir,
+        raw_dir,
         stats: stats.clone(),
         commit: Mutex::new(Committer {
             next_seq: 0,
             next_index: first_index,
             pending: BTreeMap::new(),
+            kept: VecDeque::with_capacity(cfg.keep_last.unwrap_or(0).saturating_add(1).min(4096)),
         }),
         control: control.clone(),
         error_lines: AtomicU64::new(0),
         taken: AtomicU64::new(0),
+        output_error: Mutex::new(None),
     };
     let done = AtomicBool::new(false);
     let mut damage = Damage::default();
@@ -298,11 +449,17 @@ pub fn run(cfg: &RunConfig, control: &Control) -> Result<RunOutcome, PipelineErr
         damage.decode_errors + damage.corrupt_frames,
     );
     let report = Report::new(vec![stats.snapshot()]);
+    let output_error = shared
+        .output_error
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
     Ok(RunOutcome {
         report,
-        source_error,
+        // Stopping for an output failure is not the input's fault.
+        source_error: source_error.filter(|_| output_error.is_none()),
         first_index,
         damage,
+        output_error,
     })
 }
 
@@ -586,22 +743,44 @@ fn worker(shared: &Shared<'_>, rx: Receiver<Frame>, pool: BufferPool) {
             shared.finish(frame.seq, None);
             continue;
         }
-        let result: Result<TempFile, FrameError> = (|| {
-            let img = cfg.chain.apply(frame.buf.image(), &mut scratch)?;
-            let bytes = encoder.encode(img)?;
-            Ok(shared.dir.write_temp(&provisional, bytes)?)
-        })();
+        // With --raw-dir, the unfiltered frame too, encoded the same way.
+        let raw: Result<Option<TempFile>, FrameError> = match &shared.raw_dir {
+            None => Ok(None),
+            Some(rd) => (|| {
+                let bytes = encoder.encode(frame.buf.image())?;
+                Ok(Some(rd.write_temp(&provisional, bytes)?))
+            })(),
+        };
+        let result: Result<(TempFile, Option<TempFile>), FrameError> = raw.and_then(|raw| {
+            let filtered = (|| {
+                let img = cfg.chain.apply(frame.buf.image(), &mut scratch)?;
+                let bytes = encoder.encode(img)?;
+                Ok(shared.dir.write_temp(&provisional, bytes)?)
+            })();
+            match filtered {
+                Ok(temp) => Ok((temp, raw)),
+                Err(e) => {
+                    shared.discard_raw(raw);
+                    Err(e)
+                }
+            }
+        });
         let (seq, pts_ms, decoded_at) = (frame.seq, frame.pts_ms, frame.decoded_at);
         pool.put(frame.buf);
         match result {
-            Ok(temp) => shared.finish(
+            Ok((temp, raw)) => shared.finish(
                 seq,
                 Some(Pending {
                     temp,
+                    raw,
                     pts_ms,
                     decoded_at,
                 }),
             ),
+            Err(FrameError::Write(e)) => {
+                shared.write_failed(e, &format!("frame at {pts_ms} ms"));
+                shared.finish(seq, None);
+            }
             Err(e) => {
                 shared.fail(&format!("frame at {pts_ms} ms: {e}"));
                 shared.finish(seq, None);
