@@ -82,7 +82,7 @@ fn init_logging(cli: &Cli) {
 
 /// Installs SIGINT/SIGTERM handling: the first signal asks for a clean stop, the second
 /// removes our temporary files and exits at once.
-fn install_signals(control: &Control, out_dir: std::path::PathBuf) -> anyhow::Result<()> {
+fn install_signals(control: &Control, out_dirs: Vec<std::path::PathBuf>) -> anyhow::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
         .context("installing signal handlers")?;
@@ -90,10 +90,17 @@ fn install_signals(control: &Control, out_dir: std::path::PathBuf) -> anyhow::Re
     std::thread::Builder::new()
         .name("ff-signals".into())
         .spawn(move || {
+            // Count signals here, not through `stop`: the pipeline also sets `stop` itself
+            // (e.g. on a full disk), and a first Ctrl-C after that must not abort.
+            let mut seen = 0u32;
             for sig in signals.forever() {
-                if control.stop.swap(true, Ordering::SeqCst) {
+                seen += 1;
+                control.stop.store(true, Ordering::SeqCst);
+                if seen >= 2 {
                     control.abort.store(true, Ordering::SeqCst);
-                    atomic::remove_own_temps(&out_dir);
+                    for dir in &out_dirs {
+                        atomic::remove_own_temps(dir);
+                    }
                     eprintln!("frameflow: aborted by second signal");
                     std::process::exit(128 + sig);
                 }
@@ -153,7 +160,7 @@ fn cmd_apply(args: &ApplyArgs, cli: &Cli) -> Result<ExitCode, Failure> {
         overwrite: args.overwrite,
     };
     let control = Control::default();
-    install_signals(&control, cfg.out_dir.clone())?;
+    install_signals(&control, vec![cfg.out_dir.clone()])?;
     let bar = (!cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
         let b = indicatif::ProgressBar::new(args.files.len() as u64);
         b.set_style(
@@ -229,7 +236,7 @@ fn cmd_watch(args: &WatchArgs, cli: &Cli) -> Result<ExitCode, Failure> {
         stats_json: args.stats_json.clone(),
     };
     let control = Control::default();
-    install_signals(&control, cfg.out_dir.clone())?;
+    install_signals(&control, vec![cfg.out_dir.clone()])?;
     let bar = (args.once && !cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .then(|| {
             let b = indicatif::ProgressBar::new(0);
@@ -356,7 +363,10 @@ fn cmd_run(args: &RunArgs, cli: &Cli) -> Result<ExitCode, Failure> {
         input,
     };
     let control = Control::default();
-    install_signals(&control, cfg.out_dir.clone())?;
+    let dirs = std::iter::once(cfg.out_dir.clone())
+        .chain(cfg.raw_dir.clone())
+        .collect();
+    install_signals(&control, dirs)?;
     let outcome = match pipeline::run(&cfg, &control) {
         Ok(o) => o,
         // The error names the directory and the reason; no need for its source chain.
