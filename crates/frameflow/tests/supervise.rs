@@ -222,3 +222,42 @@ fn no_reconnect_ends_with_the_stream() {
     );
     assert_eq!(files(&out).len(), 25);
 }
+
+#[test]
+fn a_server_that_never_answers_fails_within_the_timeout() {
+    // Accepts connections and reads the request, never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in listener.incoming().take(4).flatten() {
+            held.push(c);
+        }
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    let tmp = tempfile::tempdir().expect("tmp");
+    let out = tmp.path().join("frames");
+    let started = Instant::now();
+    let run = Command::new(env!("CARGO_BIN_EXE_frameflow"))
+        .args(["run", "--no-reconnect", "--timeout", "2", "-i"])
+        .arg(format!("http://127.0.0.1:{port}/cam.mpg"))
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .expect("frameflow");
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(took < Duration::from_secs(8), "took {took:?}: {stderr}");
+    assert!(
+        stderr.contains(&format!("127.0.0.1:{port}")),
+        "names the input: {stderr}"
+    );
+    assert!(stderr.contains("no answer within 2.0 s"), "{stderr}");
+    assert_eq!(
+        stderr.lines().filter(|l| !l.trim().is_empty()).count(),
+        1,
+        "one line: {stderr}"
+    );
+    assert!(!out.exists() || files(&out).is_empty(), "nothing written");
+}
