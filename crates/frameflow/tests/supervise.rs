@@ -261,3 +261,70 @@ fn a_server_that_never_answers_fails_within_the_timeout() {
     );
     assert!(!out.exists() || files(&out).is_empty(), "nothing written");
 }
+
+/// A sink slower than the live stream (one worker running a heavy chain, ~5-10 frames/s
+/// against a 25 frames/s stream): every frame is either written or dropped by the policy
+/// and counted; with `block`, nothing is dropped.
+#[test]
+fn slow_sink_under_each_overload_policy_counts_every_frame() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let clip = tmp.path().join("clip.mpg");
+    make_clip(&clip, 4.0); // 100 frames at 25 fps
+    for policy in ["drop-oldest", "drop-newest", "block"] {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}/cam.mpg");
+        let _server = Guard(
+            Command::new("ffmpeg")
+                .args(["-nostdin", "-v", "error", "-re", "-i"])
+                .arg(&clip)
+                .args(["-c", "copy", "-f", "mpeg", "-listen", "1", &url])
+                .spawn()
+                .expect("server"),
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let out = tmp.path().join(format!("out-{policy}"));
+        let stats = tmp.path().join(format!("{policy}.json"));
+        let mut args = vec![
+            "run",
+            "--no-reconnect",
+            "-i",
+            &url,
+            "-f",
+            "mode=25,mode=25,gaussian_blur=20",
+            "--workers",
+            "1",
+            "--queue",
+            "2",
+            "--overload",
+            policy,
+        ];
+        if policy == "block" {
+            args.extend(["--max-frames", "15"]);
+        }
+        let run = Command::new(env!("CARGO_BIN_EXE_frameflow"))
+            .args(&args)
+            .arg("-o")
+            .arg(&out)
+            .arg("--stats-json")
+            .arg(&stats)
+            .output()
+            .expect("frameflow");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "{policy}: {stderr}");
+        let decoded = json_u64(&stats, "frames_decoded");
+        let written = json_u64(&stats, "frames_written");
+        let oldest = json_u64(&stats, "drop_oldest");
+        let newest = json_u64(&stats, "drop_newest");
+        assert_eq!(files(&out).len() as u64, written, "{policy}");
+        assert_eq!(
+            decoded,
+            written + oldest + newest,
+            "{policy}: decoded = written + dropped"
+        );
+        match policy {
+            "drop-oldest" => assert!(oldest > 0 && newest == 0, "{policy}: {oldest}/{newest}"),
+            "drop-newest" => assert!(newest > 0 && oldest == 0, "{policy}: {oldest}/{newest}"),
+            _ => assert_eq!((written, oldest + newest), (15, 0), "{policy}"),
+        }
+    }
+}

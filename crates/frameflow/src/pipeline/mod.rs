@@ -136,8 +136,6 @@ struct Shared<'a> {
     commit: Mutex<Committer>,
     control: Control,
     error_lines: AtomicU64,
-    /// Frames taken off the queue by workers (highest seq + 1).
-    taken: AtomicU64,
     /// The first output failure that makes going on pointless; it stops the run.
     output_error: Mutex<Option<WriteError>>,
 }
@@ -400,7 +398,6 @@ pub fn run(cfg: &RunConfig, control: &Control) -> Result<RunOutcome, PipelineErr
         }),
         control: control.clone(),
         error_lines: AtomicU64::new(0),
-        taken: AtomicU64::new(0),
         output_error: Mutex::new(None),
     };
     let done = AtomicBool::new(false);
@@ -478,8 +475,9 @@ struct DecodeState {
     /// Stream time (ms) of the last frame.
     last_rel_ms: f64,
     next_fps_ms: Option<f64>,
-    /// (seq, queued at) of frames possibly still waiting in the queue (drop policies only).
-    sent: VecDeque<(u64, Instant)>,
+    /// Live inputs: (wall time, stream time in ms) of the last frame that found a free
+    /// buffer at once, i.e. when the pipeline was last keeping up with the stream.
+    anchor: Option<(Instant, f64)>,
 }
 
 impl DecodeState {
@@ -487,6 +485,7 @@ impl DecodeState {
     fn reconnected(&mut self, gap_ms: f64) {
         self.first_pts = None;
         self.pts_offset = self.last_rel_ms + gap_ms;
+        self.anchor = None;
     }
 }
 
@@ -509,9 +508,10 @@ fn decode_loop(
         pts_offset,
         last_rel_ms,
         next_fps_ms,
-        sent,
+        anchor,
     } = state;
     let stop = &shared.control.stop;
+    let live = cfg.input.is_live();
     loop {
         if stop.load(Ordering::Relaxed) {
             return (EndCause::Finished, None);
@@ -560,7 +560,16 @@ fn decode_loop(
             let ticks = ((rel_ms - next) / step).floor() + 1.0;
             *next_fps_ms = Some(next + ticks * step);
         }
-        let buf = acquire(shared, pool, rx, sent);
+        // A live frame is due when the stream time since the pipeline last kept up has
+        // passed on the wall clock; a drop policy drops only once it is DROP_GRACE late.
+        let due = live.then(|| {
+            let (t0, r0) = *anchor.get_or_insert((Instant::now(), rel_ms));
+            t0 + Duration::from_secs_f64((rel_ms - r0).max(0.0) / 1000.0) + DROP_GRACE
+        });
+        let (buf, at_once) = acquire(shared, pool, rx, due);
+        if live && at_once {
+            *anchor = Some((Instant::now(), rel_ms));
+        }
         let Some(mut buf) = buf else { continue };
         if let Err(e) = source.convert_into(&mut buf) {
             pool.put(buf);
@@ -574,9 +583,6 @@ fn decode_loop(
             decoded_at: Instant::now(),
             buf,
         };
-        if cfg.overload != Overload::Block {
-            sent.push_back((*seq, frame.decoded_at));
-        }
         *seq += 1;
         if let Err(e) = tx.send(frame) {
             // All workers are gone (cannot happen while we hold the channel open).
@@ -654,61 +660,53 @@ fn supervise(
     }
 }
 
-/// How long a queued frame may wait before a drop policy discards frames. Bursts shorter
-/// than this — such as the frames a live input buffered while it was being probed — are
-/// absorbed rather than dropped; a sink that stays slower than the stream still has
-/// frames dropped, keeping the queue's latency under this bound.
+/// How late a live frame may get before a drop policy discards frames. Bursts — such as
+/// the frames a live input buffered while it was being probed — are absorbed rather than
+/// dropped; a sink that stays slower than the stream has frames dropped, which keeps the
+/// pipeline within this bound of the live edge.
 pub const DROP_GRACE: Duration = Duration::from_millis(1000);
 
-/// A free buffer for the next frame, under the overload policy. `None` means the frame
-/// is not to be converted: dropped (counted here) or the run is stopping.
+/// A free buffer for the next frame, under the overload policy, and whether one was free
+/// at once. `None` means the frame is not to be converted: dropped (counted here) or the
+/// run is stopping. `due` is when a live frame becomes overdue; `None` (files) means a
+/// drop policy drops as soon as no buffer is free.
 fn acquire(
     shared: &Shared<'_>,
     pool: &BufferPool,
     rx: &Receiver<Frame>,
-    sent: &mut VecDeque<(u64, Instant)>,
-) -> Option<crate::frames::FrameBuf> {
+    due: Option<Instant>,
+) -> (Option<crate::frames::FrameBuf>, bool) {
     let policy = shared.cfg.overload;
     let tick = Duration::from_millis(50);
+    if let Some(b) = pool.try_get() {
+        return (Some(b), true);
+    }
     loop {
-        if let Some(b) = pool.try_get() {
-            return Some(b);
-        }
         if shared.control.stop.load(Ordering::Relaxed) {
-            return None;
+            return (None, false);
         }
-        if policy == Overload::Block {
-            if let Some(b) = pool.get_timeout(tick) {
-                return Some(b);
-            }
-            continue;
-        }
-        let taken = shared.taken.load(Ordering::Relaxed);
-        while sent.front().is_some_and(|(s, _)| *s < taken) {
-            sent.pop_front();
-        }
-        let age = sent.front().map(|(_, t)| t.elapsed());
-        if age.is_some_and(|a| a >= DROP_GRACE) {
+        let now = Instant::now();
+        let overdue = due.is_none_or(|d| now >= d);
+        if policy != Overload::Block && overdue {
             if policy == Overload::DropNewest {
                 shared.stats.dropped(DropReason::DropNewest);
-                return None;
+                return (None, false);
             }
             if let Ok(old) = rx.try_recv() {
-                while sent.front().is_some_and(|(s, _)| *s <= old.seq) {
-                    sent.pop_front();
-                }
                 shared.stats.dropped(DropReason::DropOldest);
                 shared.finish(old.seq, None);
-                return Some(old.buf);
+                return (Some(old.buf), false);
             }
+            // Every buffer is inside a worker: wait for one to come back.
         }
-        let wait = age.map_or(tick, |a| {
-            DROP_GRACE
-                .saturating_sub(a)
-                .clamp(Duration::from_millis(1), tick)
-        });
+        let wait = match due {
+            Some(d) if policy != Overload::Block && !overdue => d
+                .saturating_duration_since(now)
+                .clamp(Duration::from_millis(1), tick),
+            _ => tick,
+        };
         if let Some(b) = pool.get_timeout(wait) {
-            return Some(b);
+            return (Some(b), false);
         }
     }
 }
@@ -737,7 +735,6 @@ fn worker(shared: &Shared<'_>, rx: Receiver<Frame>, pool: BufferPool) {
         ext: cfg.encode.format.extension(),
     });
     for frame in rx {
-        shared.taken.fetch_max(frame.seq + 1, Ordering::Relaxed);
         if shared.control.abort.load(Ordering::Relaxed) {
             pool.put(frame.buf);
             shared.finish(frame.seq, None);
