@@ -170,8 +170,34 @@ fn blur_strip(
     }
 }
 
+/// Reusable working buffers of the blurs: a padded row with its prefix sums, and a
+/// column strip. They grow to the largest image seen and are then reused as they are.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct BlurBufs {
+    line: LineBufs,
+    strip: Vec<u8>,
+}
+
+impl BlurBufs {
+    /// Where and how big the buffers are (tests check reuse).
+    #[cfg(test)]
+    pub(crate) fn fingerprint(&self) -> Vec<(usize, usize)> {
+        vec![
+            (self.line.ext.as_ptr() as usize, self.line.ext.capacity()),
+            (self.line.pre.as_ptr() as usize, self.line.pre.capacity()),
+            (self.strip.as_ptr() as usize, self.strip.capacity()),
+        ]
+    }
+}
+
 /// Pillow's `ImagingBoxBlur(radius, radius, passes)` (`ImageFilter.BoxBlur` is one pass).
-pub fn box_blur(src: ImageRef<'_>, dst: &mut ImageBuf, radius: f32, passes: u32) {
+pub fn box_blur(
+    src: ImageRef<'_>,
+    dst: &mut ImageBuf,
+    radius: f32,
+    passes: u32,
+    bufs: &mut BlurBufs,
+) {
     if radius == 0.0 || passes == 0 {
         dst.copy_from(src);
         return;
@@ -185,17 +211,21 @@ pub fn box_blur(src: ImageRef<'_>, dst: &mut ImageBuf, radius: f32, passes: u32)
         return;
     }
     // Horizontal passes, row by row.
-    let mut bufs = LineBufs::default();
+    let BlurBufs { line, strip } = bufs;
     for (y, out) in dst.data_mut().chunks_exact_mut(rb).enumerate() {
-        bufs.load(src.row(y as u32), c, p.radius);
-        bufs.blur_into(out, c, p);
+        line.load(src.row(y as u32), c, p.radius);
+        line.blur_into(out, c, p);
         for _ in 1..passes {
-            bufs.load(out, c, p.radius);
-            bufs.blur_into(out, c, p);
+            line.load(out, c, p.radius);
+            line.blur_into(out, c, p);
         }
     }
     // Vertical passes, strip by strip.
-    let mut strip = vec![0u8; h * STRIP.min(rb)];
+    let strip_len = h * STRIP.min(rb);
+    if strip.len() < strip_len {
+        strip.resize(strip_len, 0);
+    }
+    let strip = &mut strip[..strip_len];
     let data = dst.data_mut();
     for j0 in (0..rb).step_by(STRIP) {
         let sw = STRIP.min(rb - j0);
@@ -203,18 +233,18 @@ pub fn box_blur(src: ImageRef<'_>, dst: &mut ImageBuf, radius: f32, passes: u32)
             for (y, t) in strip.chunks_exact_mut(sw).enumerate().take(h) {
                 t.copy_from_slice(&data[y * rb + j0..][..sw]);
             }
-            blur_strip(&strip, sw, &mut data[j0..], rb, sw, h, p);
+            blur_strip(strip, sw, &mut data[j0..], rb, sw, h, p);
         }
     }
 }
 
 /// `ImageFilter.GaussianBlur(radius)`: three box passes.
-pub fn gaussian_blur(src: ImageRef<'_>, dst: &mut ImageBuf, radius: f32) {
+pub fn gaussian_blur(src: ImageRef<'_>, dst: &mut ImageBuf, radius: f32, bufs: &mut BlurBufs) {
     if radius == 0.0 {
         dst.copy_from(src);
         return;
     }
-    box_blur(src, dst, gaussian_box_radius(radius, 3), 3);
+    box_blur(src, dst, gaussian_box_radius(radius, 3), 3, bufs);
 }
 
 /// `ImageFilter.UnsharpMask(radius, percent, threshold)`: Gaussian blur, then per byte
@@ -225,10 +255,11 @@ pub fn unsharp_mask(
     radius: f32,
     percent: i32,
     threshold: i32,
+    bufs: &mut BlurBufs,
 ) {
     // Pillow calls the C Gaussian blur directly (no radius-0 shortcut); a zero box radius
     // copies, which gives the same result.
-    box_blur(src, dst, gaussian_box_radius(radius, 3), 3);
+    box_blur(src, dst, gaussian_box_radius(radius, 3), 3, bufs);
     let rb = src.row_bytes();
     if rb == 0 {
         return;
@@ -263,9 +294,9 @@ mod tests {
         let src = ImageBuf::from_vec(9, 7, Mode::Rgb, vec![77; 9 * 7 * 3]).unwrap();
         let mut out = ImageBuf::default();
         for r in [0.3f32, 1.0, 2.5, 40.0] {
-            box_blur(src.as_ref(), &mut out, r, 1);
+            box_blur(src.as_ref(), &mut out, r, 1, &mut BlurBufs::default());
             assert_eq!(out, src, "box {r}");
-            gaussian_blur(src.as_ref(), &mut out, r);
+            gaussian_blur(src.as_ref(), &mut out, r, &mut BlurBufs::default());
             assert_eq!(out, src, "gaussian {r}");
         }
     }
@@ -275,7 +306,7 @@ mod tests {
         let data: Vec<u8> = (0..25).map(|i| (i * 10) as u8).collect();
         let src = ImageBuf::from_vec(5, 5, Mode::L, data).unwrap();
         let mut out = ImageBuf::default();
-        box_blur(src.as_ref(), &mut out, 1.0, 1);
+        box_blur(src.as_ref(), &mut out, 1.0, 1, &mut BlurBufs::default());
         // Linear ramp: the mean of a 3x3 window is the centre value.
         assert_eq!(out.data()[2 * 5 + 2], 120);
     }
@@ -284,7 +315,14 @@ mod tests {
     fn unsharp_threshold_keeps_small_differences() {
         let src = ImageBuf::from_vec(3, 1, Mode::L, vec![100, 101, 100]).unwrap();
         let mut out = ImageBuf::default();
-        unsharp_mask(src.as_ref(), &mut out, 2.0, 150, 3);
+        unsharp_mask(
+            src.as_ref(),
+            &mut out,
+            2.0,
+            150,
+            3,
+            &mut BlurBufs::default(),
+        );
         assert_eq!(out, src);
     }
 }

@@ -543,19 +543,19 @@ impl Step {
         }
     }
 
-    /// Runs the step (the mode has been checked).
-    fn run(&self, src: ImageRef<'_>, dst: &mut ImageBuf) {
+    /// Runs the step (the mode has been checked), with reusable working buffers.
+    fn run(&self, src: ImageRef<'_>, dst: &mut ImageBuf, work: &mut Work) {
         match self {
-            Step::Builtin(_, k) | Step::Kernel(k) => k.apply(src, dst),
+            Step::Builtin(_, k) | Step::Kernel(k) => k.apply_in(src, dst, &mut work.kernel),
             Step::Grayscale => color::grayscale(src, dst),
             Step::Invert => color::invert(src, dst),
-            Step::GaussianBlur(r) => blur::gaussian_blur(src, dst, *r),
-            Step::BoxBlur(r) => blur::box_blur(src, dst, *r, 1),
+            Step::GaussianBlur(r) => blur::gaussian_blur(src, dst, *r, &mut work.blur),
+            Step::BoxBlur(r) => blur::box_blur(src, dst, *r, 1, &mut work.blur),
             &Step::UnsharpMask {
                 radius,
                 percent,
                 threshold,
-            } => blur::unsharp_mask(src, dst, radius, percent, threshold),
+            } => blur::unsharp_mask(src, dst, radius, percent, threshold, &mut work.blur),
             &Step::Rank(name, size) => {
                 let rank = match name {
                     "min" => 0,
@@ -572,7 +572,9 @@ impl Step {
                 geometry::crop(src, dst, w, h, x, y)
             }
             &Step::Transpose(t) => geometry::transpose(src, dst, t),
-            &Step::Resize { w, h, method } => resample::resize(src, dst, w, h, method),
+            &Step::Resize { w, h, method } => {
+                resample::resize(src, dst, w, h, method, &mut work.resize)
+            }
         }
     }
 }
@@ -633,12 +635,22 @@ pub struct Chain {
     steps: Vec<Step>,
 }
 
-/// Two reusable buffers for [`Chain::apply`]; they grow to the largest image seen and
-/// are then reused without allocating.
+/// Reusable buffers for [`Chain::apply`]: two images to ping-pong between, and the
+/// filters' working buffers (rows, strips, weights, intermediate images). They grow to
+/// the largest image seen and are then reused without allocating.
 #[derive(Debug, Default, Clone)]
 pub struct Scratch {
     a: ImageBuf,
     b: ImageBuf,
+    work: Work,
+}
+
+/// The filters' working buffers, kept between frames.
+#[derive(Debug, Default, Clone)]
+struct Work {
+    kernel: kernel::KernelBufs,
+    blur: blur::BlurBufs,
+    resize: resample::ResizeBufs,
 }
 
 impl Scratch {
@@ -803,11 +815,11 @@ impl Chain {
         let Some((first, rest)) = self.steps.split_first() else {
             return Ok(src);
         };
-        let Scratch { a, b } = scratch;
+        let Scratch { a, b, work } = scratch;
         let (mut front, mut back): (&'a mut ImageBuf, &'a mut ImageBuf) = (a, b);
-        first.run(src, front);
+        first.run(src, front, work);
         for step in rest {
-            step.run(front.as_ref(), back);
+            step.run(front.as_ref(), back, work);
             std::mem::swap(&mut front, &mut back);
         }
         let out: &'a ImageBuf = front;
@@ -942,6 +954,43 @@ mod tests {
         // Empty chain: the input itself.
         let id = Chain::parse("").unwrap().apply(src, &mut scratch).unwrap();
         assert_eq!(id.data.as_ptr(), data.as_ptr());
+    }
+
+    #[test]
+    fn working_buffers_are_reused_between_frames() {
+        // Every step family with working buffers, RGBA (premultiplied resize) and RGB.
+        let chains = [
+            "detail,smooth_more,kernel=1 2 3 4 5 6 7 8 9:scale=7,gaussian_blur=2,box_blur=1.5,\
+             unsharp_mask,resize=20x9,resize=11x14:lanczos,resize=40x30:nearest,emboss",
+            "resize=13x9:bilinear,detail,resize=31x20:nearest",
+        ];
+        for mode in [Mode::Rgba, Mode::Rgb] {
+            let c = mode.channels();
+            let data: Vec<u8> = (0..(37 * 23 * c)).map(|i| (i * 89 % 241) as u8).collect();
+            let src = ImageRef::new(&data, 37, 23, 37 * c, mode).unwrap();
+            for text in chains {
+                let chain = Chain::parse(text).unwrap();
+                let mut scratch = Scratch::new();
+                let fingerprint = |s: &Scratch| {
+                    let mut f = vec![
+                        (s.a.data().as_ptr() as usize, s.a.data().len()),
+                        (s.b.data().as_ptr() as usize, s.b.data().len()),
+                    ];
+                    f.extend(s.work.kernel.fingerprint());
+                    f.extend(s.work.blur.fingerprint());
+                    f.extend(s.work.resize.fingerprint());
+                    f
+                };
+                let first = chain.apply(src, &mut scratch).unwrap().data.to_vec();
+                let before = fingerprint(&scratch);
+                let again = chain.apply(src, &mut scratch).unwrap().data.to_vec();
+                assert_eq!(again, first, "{text} {mode}");
+                assert_eq!(fingerprint(&scratch), before, "{text} {mode}: reallocated");
+                // Same output as with fresh buffers.
+                let fresh = chain.apply(src, &mut Scratch::new()).unwrap().data.to_vec();
+                assert_eq!(fresh, first, "{text} {mode}");
+            }
+        }
     }
 
     #[test]

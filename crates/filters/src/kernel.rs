@@ -45,6 +45,8 @@ struct Fixed {
     shift: u32,
     q: Vec<i32>,
     off: i32,
+    /// Every partial sum fits in `i16` (and `shift < 16`).
+    fits_i16: bool,
 }
 
 /// Specialised exact integer forms of a 3×3 [`Fixed`] kernel. Each computes one output
@@ -453,10 +455,15 @@ impl Kernel {
             if bound * m >= (1u32 << 24) as f64 || !is_int(off) || !q.iter().all(|&v| is_int(v)) {
                 return None;
             }
+            let q: Vec<i32> = q.iter().map(|&v| (v as f64 * m) as i32).collect();
+            let off = (off as f64 * m) as i32;
+            let bound = off.unsigned_abs() as u64
+                + q.iter().map(|v| 255 * v.unsigned_abs() as u64).sum::<u64>();
             Some(Fixed {
                 shift,
-                q: q.iter().map(|&v| (v as f64 * m) as i32).collect(),
-                off: (off as f64 * m) as i32,
+                fits_i16: bound <= i16::MAX as u64 && shift < 16,
+                q,
+                off,
             })
         })
     }
@@ -493,14 +500,26 @@ impl Kernel {
 
     /// Convolves `src` into `dst` (reshaped to the same size and mode).
     pub fn apply(&self, src: ImageRef<'_>, dst: &mut ImageBuf) {
-        self.apply_with(src, dst, true);
+        self.apply_in(src, dst, &mut KernelBufs::default());
+    }
+
+    /// Same as [`Kernel::apply`], with reusable working buffers.
+    pub(crate) fn apply_in(&self, src: ImageRef<'_>, dst: &mut ImageBuf, bufs: &mut KernelBufs) {
+        self.apply_with(src, dst, true, bufs);
     }
 
     /// Same as [`Kernel::apply`], choosing the path (tests compare both).
-    fn apply_with(&self, src: ImageRef<'_>, dst: &mut ImageBuf, integer: bool) {
+    fn apply_with(
+        &self,
+        src: ImageRef<'_>,
+        dst: &mut ImageBuf,
+        integer: bool,
+        bufs: &mut KernelBufs,
+    ) {
         let (w, h) = (src.width as usize, src.height as usize);
-        let r = self.size / 2;
-        if w < self.size || h < self.size {
+        let n = self.size;
+        let r = n / 2;
+        if w < n || h < n {
             dst.copy_from(src);
             return;
         }
@@ -510,6 +529,19 @@ impl Kernel {
         // Interior bytes of a row: [r*c, (w-r)*c).
         let (lo, hi) = (r * c, (w - r) * c);
         let fast = if integer { self.fast } else { None };
+        let fixed = if integer { self.fixed.as_ref() } else { None };
+        let float = fast.is_none() && fixed.is_none();
+        let plan = FloatPlan::new(self);
+        if float {
+            // One f32 copy of each source row, in a ring of `n` rows.
+            if bufs.rows.len() != n * rb {
+                bufs.rows.clear();
+                bufs.rows.resize(n * rb, 0.0);
+            }
+            for y in 0..n - 1 {
+                to_f32(&mut bufs.rows[(y % n) * rb..][..rb], src.row(y as u32));
+            }
+        }
         let out_rows = dst.data_mut().chunks_exact_mut(rb);
         for (y, out) in out_rows.enumerate() {
             let row = src.row(y as u32);
@@ -520,96 +552,397 @@ impl Kernel {
             // The outer r columns are copied unchanged.
             out[..lo].copy_from_slice(&row[..lo]);
             out[hi..].copy_from_slice(&row[hi..]);
-            // Kernel row kr multiplies image row y + r - kr.
+            let out = &mut out[lo..hi];
+            if float {
+                let next = y + r;
+                to_f32(
+                    &mut bufs.rows[(next % n) * rb..][..rb],
+                    src.row(next as u32),
+                );
+                // Kernel row kr multiplies image row y + r - kr.
+                let mut rows: [&[f32]; 5] = [&[]; 5];
+                for (kr, row) in rows.iter_mut().enumerate().take(n) {
+                    *row = &bufs.rows[((y + r - kr) % n) * rb..][..rb];
+                }
+                plan.row(&rows[..n], lo, c, out);
+                continue;
+            }
             let mut rows: [&[u8]; 5] = [&[]; 5];
-            for (kr, row) in rows.iter_mut().enumerate().take(self.size) {
+            for (kr, row) in rows.iter_mut().enumerate().take(n) {
                 *row = src.row((y + r - kr) as u32);
             }
-            let rows = &rows[..self.size];
-            let out = &mut out[lo..hi];
-            match (&self.fixed, integer, &fast) {
-                (_, _, Some(fast)) => fast.row(rows, lo, c, out),
-                (Some(f), true, None) => self.row_fixed(f, rows, lo, c, out),
-                _ => self.row_float(rows, lo, c, out),
+            let rows = &rows[..n];
+            match (fast, fixed) {
+                (Some(fast), _) => fast.row(rows, lo, c, out),
+                (None, Some(f)) => f.row(n, rows, lo, c, out),
+                (None, None) => unreachable!("float path handled above"),
             }
         }
     }
+}
 
-    /// One output row interior in f32, exactly in Pillow's order.
-    fn row_float(&self, rows: &[&[u8]], lo: usize, c: usize, out: &mut [u8]) {
-        let n = self.size;
-        let r = n / 2;
+/// Reusable buffers of the f32 path: a ring of source rows converted to f32.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct KernelBufs {
+    rows: Vec<f32>,
+}
+
+impl KernelBufs {
+    /// Where and how big the buffers are (tests check reuse).
+    #[cfg(test)]
+    pub(crate) fn fingerprint(&self) -> Vec<(usize, usize)> {
+        vec![(self.rows.as_ptr() as usize, self.rows.capacity())]
+    }
+}
+
+/// `dst[i] = src[i] as f32` (lengths equal).
+fn to_f32(dst: &mut [f32], src: &[u8]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = s as f32;
+    }
+}
+
+/// Nonzero taps of one kernel row: byte offsets `kc` (0..size) and f32 weights.
+#[derive(Debug, Clone, Copy, Default)]
+struct RowTaps {
+    kr: usize,
+    count: usize,
+    kc: [usize; 5],
+    k: [f32; 5],
+    /// All weights of the row, zeros included.
+    full: [f32; 5],
+}
+
+/// The f32 evaluation plan of a kernel: the kernel rows with a nonzero weight, in
+/// Pillow's order, each with its nonzero taps left to right.
+///
+/// Pillow computes, per output byte, `ss = off; ss += rowsum(kr)` for kr = 0, 1, …, where
+/// `rowsum = p0*k0 + p1*k1 + …` left to right, then truncates `ss` clamped to 0..=255.
+/// Zero weights contribute `p * 0.0 = ±0.0`, and adding a zero to a value leaves it
+/// unchanged (up to the sign of a zero result, which truncation ignores), so skipping
+/// them is exact; so is skipping an all-zero kernel row. Every other operation is done in
+/// the same order, element-wise over a row, which LLVM vectorises across bytes without
+/// changing any per-byte result.
+#[derive(Debug, Clone, Copy)]
+struct FloatPlan {
+    off: f32,
+    rows: [RowTaps; 5],
+    nrows: usize,
+}
+
+/// Where one kernel row's pass sits in the per-byte expression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// `ss = off + rowsum`.
+    First,
+    /// `ss += rowsum`.
+    Mid,
+    /// `out = clip8(ss + rowsum)`.
+    Last,
+    /// `out = clip8(off + rowsum)` (a single nonzero kernel row).
+    Only,
+}
+
+impl FloatPlan {
+    fn new(k: &Kernel) -> FloatPlan {
+        let n = k.size;
+        let mut plan = FloatPlan {
+            off: k.off,
+            rows: [RowTaps::default(); 5],
+            nrows: 0,
+        };
+        for kr in 0..n {
+            let mut t = RowTaps {
+                kr,
+                ..RowTaps::default()
+            };
+            for kc in 0..n {
+                let w = k.q[kr * n + kc];
+                t.full[kc] = w;
+                if w != 0.0 {
+                    t.kc[t.count] = kc;
+                    t.k[t.count] = w;
+                    t.count += 1;
+                }
+            }
+            if t.count > 0 {
+                plan.rows[plan.nrows] = t;
+                plan.nrows += 1;
+            }
+        }
+        plan
+    }
+
+    /// One output row interior: `rows[kr]` is the f32 image row kernel row `kr`
+    /// multiplies, `out` the bytes `lo..lo + out.len()` of the output row.
+    fn row(&self, rows: &[&[f32]], lo: usize, c: usize, out: &mut [u8]) {
+        let r = rows.len() / 2;
+        if self.nrows == 0 {
+            // `off + 0.0 + …`: the offset alone.
+            out.fill(self.off as u8);
+            return;
+        }
+        if r == 1 && self.nrows == 3 {
+            return self.row_fused3(rows, lo, c, out);
+        }
         let mut start = 0;
         for out in out.chunks_mut(CHUNK) {
             let len = out.len();
             let mut ss = [0f32; CHUNK];
             let ss = &mut ss[..len];
-            ss.fill(self.off);
-            let mut rs = [0f32; CHUNK];
-            let rs = &mut rs[..len];
-            for (kr, row) in rows.iter().enumerate() {
-                let mut first = true;
-                for kc in 0..n {
-                    let k = self.q[kr * n + kc];
-                    if k == 0.0 {
-                        continue;
-                    }
-                    let base = lo + start + kc * c - r * c;
-                    let tap = &row[base..base + len];
-                    if first {
-                        for (a, &p) in rs.iter_mut().zip(tap) {
-                            *a = p as f32 * k;
-                        }
-                        first = false;
-                    } else {
-                        for (a, &p) in rs.iter_mut().zip(tap) {
-                            *a += p as f32 * k;
-                        }
-                    }
+            for (i, t) in self.rows[..self.nrows].iter().enumerate() {
+                let stage = match (i == 0, i + 1 == self.nrows) {
+                    (true, true) => Stage::Only,
+                    (true, false) => Stage::First,
+                    (false, false) => Stage::Mid,
+                    (false, true) => Stage::Last,
+                };
+                let row = rows[t.kr];
+                let tap = |i: usize| &row[lo + start + t.kc[i] * c - r * c..][..len];
+                let k = t.k;
+                match t.count {
+                    1 => pass(stage, self.off, ss, out, [tap(0)], [k[0]]),
+                    2 => pass(stage, self.off, ss, out, [tap(0), tap(1)], [k[0], k[1]]),
+                    3 => pass(
+                        stage,
+                        self.off,
+                        ss,
+                        out,
+                        [tap(0), tap(1), tap(2)],
+                        [k[0], k[1], k[2]],
+                    ),
+                    4 => pass(
+                        stage,
+                        self.off,
+                        ss,
+                        out,
+                        [tap(0), tap(1), tap(2), tap(3)],
+                        [k[0], k[1], k[2], k[3]],
+                    ),
+                    _ => pass(
+                        stage,
+                        self.off,
+                        ss,
+                        out,
+                        [tap(0), tap(1), tap(2), tap(3), tap(4)],
+                        k,
+                    ),
                 }
-                if !first {
-                    for (s, &a) in ss.iter_mut().zip(rs.iter()) {
-                        *s += a;
-                    }
-                }
-            }
-            for (o, &s) in out.iter_mut().zip(ss.iter()) {
-                // `as u8` saturates and truncates: exactly Pillow's clip8.
-                *o = s as u8;
             }
             start += len;
         }
     }
+}
 
-    /// One output row interior with the exact integer form.
-    fn row_fixed(&self, f: &Fixed, rows: &[&[u8]], lo: usize, c: usize, out: &mut [u8]) {
-        let n = self.size;
+/// Pillow's `clip8`: 0 if `v <= 0`, 255 if `v >= 255`, else `v` truncated (`v` is never
+/// NaN). Written without float-to-int conversion, which LLVM does not vectorise for SSE2:
+/// for `0 <= v <= 255`, `t = v + 2^23` holds `v` rounded to the nearest integer in its
+/// low mantissa bits (exactly), and one less is the floor when that rounding went up.
+#[inline(always)]
+fn clip8(v: f32) -> u8 {
+    const M: f32 = 8_388_608.0;
+    let v = if v > 0.0 { v } else { 0.0 };
+    let v = if v < 255.0 { v } else { 255.0 };
+    let t = v + M;
+    let up = if t - M > v { -1i32 } else { 0 };
+    (t.to_bits() as i32).wrapping_add(up) as u8
+}
+
+impl FloatPlan {
+    /// [`FloatPlan::row`] for a 3×3 kernel with three nonzero rows, in a single loop:
+    /// a row with one nonzero weight is one product, any other row is Pillow's full
+    /// three-term sum (its zero terms included, as Pillow computes them).
+    fn row_fused3(&self, rows: &[&[f32]], lo: usize, c: usize, out: &mut [u8]) {
+        let n = out.len();
+        /// Taps (`N` = 1: the nonzero one, `N` = 3: all) of plan row `i`.
+        fn taps<'a, const N: usize>(
+            plan: &FloatPlan,
+            rows: &[&'a [f32]],
+            i: usize,
+            lo: usize,
+            c: usize,
+            n: usize,
+        ) -> ([&'a [f32]; N], [f32; N]) {
+            let t = &plan.rows[i];
+            let row = rows[t.kr];
+            let kcs: [usize; N] = std::array::from_fn(|j| if N == 1 { t.kc[0] } else { j });
+            let k = std::array::from_fn(|j| if N == 1 { t.k[0] } else { t.full[j] });
+            (kcs.map(|kc| &row[lo + kc * c - c..][..n]), k)
+        }
+        macro_rules! fused {
+            ($a:literal, $b:literal, $d:literal) => {{
+                let (t0, k0) = taps::<$a>(self, rows, 0, lo, c, n);
+                let (t1, k1) = taps::<$b>(self, rows, 1, lo, c, n);
+                let (t2, k2) = taps::<$d>(self, rows, 2, lo, c, n);
+                fused3(self.off, out, (t0, k0), (t1, k1), (t2, k2))
+            }};
+        }
+        let one = |i: usize| self.rows[i].count == 1;
+        match (one(0), one(1), one(2)) {
+            (true, true, true) => fused!(1, 1, 1),
+            (true, true, false) => fused!(1, 1, 3),
+            (true, false, true) => fused!(1, 3, 1),
+            (true, false, false) => fused!(1, 3, 3),
+            (false, true, true) => fused!(3, 1, 1),
+            (false, true, false) => fused!(3, 1, 3),
+            (false, false, true) => fused!(3, 3, 1),
+            (false, false, false) => fused!(3, 3, 3),
+        }
+    }
+}
+
+/// `Σ taps[t][j] * k[t]`, left to right.
+#[inline(always)]
+fn rowsum<const N: usize>(taps: &[&[f32]; N], k: &[f32; N], j: usize) -> f32 {
+    let mut s = taps[0][j] * k[0];
+    for t in 1..N {
+        s += taps[t][j] * k[t];
+    }
+    s
+}
+
+/// `out[j] = clip8(off + row0 + row1 + row2)`, each row sum left to right.
+type Taps<'a, const N: usize> = ([&'a [f32]; N], [f32; N]);
+
+#[inline(always)]
+fn fused3<const A: usize, const B: usize, const C: usize>(
+    off: f32,
+    out: &mut [u8],
+    r0: Taps<'_, A>,
+    r1: Taps<'_, B>,
+    r2: Taps<'_, C>,
+) {
+    let len = out.len();
+    let (t0, t1, t2) = (
+        r0.0.map(|t| &t[..len]),
+        r1.0.map(|t| &t[..len]),
+        r2.0.map(|t| &t[..len]),
+    );
+    for (j, o) in out.iter_mut().enumerate() {
+        let mut ss = off + rowsum(&t0, &r0.1, j);
+        ss += rowsum(&t1, &r1.1, j);
+        ss += rowsum(&t2, &r2.1, j);
+        *o = clip8(ss);
+    }
+}
+
+/// One kernel row's pass over a chunk: `rowsum = Σ taps[t][j] * k[t]` left to right,
+/// combined into `ss` / `out` as `stage` says.
+#[inline(always)]
+fn pass<const N: usize>(
+    stage: Stage,
+    off: f32,
+    ss: &mut [f32],
+    out: &mut [u8],
+    taps: [&[f32]; N],
+    k: [f32; N],
+) {
+    let len = ss.len();
+    let out = &mut out[..len];
+    let taps = taps.map(|t| &t[..len]);
+    let rowsum = |j: usize| rowsum(&taps, &k, j);
+    match stage {
+        Stage::First => {
+            for (j, s) in ss.iter_mut().enumerate() {
+                *s = off + rowsum(j);
+            }
+        }
+        Stage::Mid => {
+            for (j, s) in ss.iter_mut().enumerate() {
+                *s += rowsum(j);
+            }
+        }
+        Stage::Last => {
+            for (j, (o, &s)) in out.iter_mut().zip(ss.iter()).enumerate() {
+                *o = clip8(s + rowsum(j));
+            }
+        }
+        Stage::Only => {
+            for (j, o) in out.iter_mut().enumerate() {
+                *o = clip8(off + rowsum(j));
+            }
+        }
+    }
+}
+
+impl Fixed {
+    /// One output row interior with the exact integer form (`i16` accumulators when
+    /// every partial sum fits, `i32` otherwise).
+    fn row(&self, n: usize, rows: &[&[u8]], lo: usize, c: usize, out: &mut [u8]) {
+        if self.fits_i16 {
+            self.row_acc::<i16>(n, rows, lo, c, out);
+        } else {
+            self.row_acc::<i32>(n, rows, lo, c, out);
+        }
+    }
+
+    #[inline(always)]
+    fn row_acc<A: Acc>(&self, n: usize, rows: &[&[u8]], lo: usize, c: usize, out: &mut [u8]) {
         let r = n / 2;
         let mut start = 0;
+        let off = A::from_i32(self.off);
         for out in out.chunks_mut(CHUNK) {
             let len = out.len();
-            let mut acc = [0i32; CHUNK];
+            let mut acc = [A::default(); CHUNK];
             let acc = &mut acc[..len];
-            acc.fill(f.off);
+            acc.fill(off);
             for (kr, row) in rows.iter().enumerate() {
                 for kc in 0..n {
-                    let k = f.q[kr * n + kc];
+                    let k = self.q[kr * n + kc];
                     if k == 0 {
                         continue;
                     }
+                    let k = A::from_i32(k);
                     let base = lo + start + kc * c - r * c;
                     let tap = &row[base..base + len];
                     for (a, &p) in acc.iter_mut().zip(tap) {
-                        *a += p as i32 * k;
+                        *a = a.mul_add_u8(p, k);
                     }
                 }
             }
-            let shift = f.shift;
+            let shift = self.shift;
             for (o, &a) in out.iter_mut().zip(acc.iter()) {
-                *o = (a >> shift).clamp(0, 255) as u8;
+                *o = a.finish(shift);
             }
             start += len;
         }
+    }
+}
+
+/// Accumulator type of [`Fixed::row_acc`].
+trait Acc: Copy + Default {
+    fn from_i32(v: i32) -> Self;
+    fn mul_add_u8(self, p: u8, k: Self) -> Self;
+    fn finish(self, shift: u32) -> u8;
+}
+
+impl Acc for i16 {
+    #[inline(always)]
+    fn from_i32(v: i32) -> Self {
+        v as i16
+    }
+    #[inline(always)]
+    fn mul_add_u8(self, p: u8, k: Self) -> Self {
+        self.wrapping_add((p as i16).wrapping_mul(k))
+    }
+    #[inline(always)]
+    fn finish(self, shift: u32) -> u8 {
+        (self >> shift).clamp(0, 255) as u8
+    }
+}
+
+impl Acc for i32 {
+    #[inline(always)]
+    fn from_i32(v: i32) -> Self {
+        v
+    }
+    #[inline(always)]
+    fn mul_add_u8(self, p: u8, k: Self) -> Self {
+        self + p as i32 * k
+    }
+    #[inline(always)]
+    fn finish(self, shift: u32) -> u8 {
+        (self >> shift).clamp(0, 255) as u8
     }
 }
 
@@ -692,8 +1025,8 @@ mod tests {
             for mode in [Mode::L, Mode::Rgb, Mode::Rgba] {
                 let img = lcg_image(37, 11, mode, 11);
                 let (mut a, mut b) = (ImageBuf::default(), ImageBuf::default());
-                k.apply_with(img.as_ref(), &mut a, true);
-                k.apply_with(img.as_ref(), &mut b, false);
+                k.apply_with(img.as_ref(), &mut a, true, &mut KernelBufs::default());
+                k.apply_with(img.as_ref(), &mut b, false, &mut KernelBufs::default());
                 assert_eq!(a, b, "{name} {mode}");
             }
         }
@@ -745,9 +1078,84 @@ mod tests {
             for mode in [Mode::L, Mode::Rgb, Mode::Rgba] {
                 let img = lcg_image(1100, 5, mode, 5);
                 let (mut a, mut b) = (ImageBuf::default(), ImageBuf::default());
-                k.apply_with(img.as_ref(), &mut a, true);
-                k.apply_with(img.as_ref(), &mut b, false);
+                k.apply_with(img.as_ref(), &mut a, true, &mut KernelBufs::default());
+                k.apply_with(img.as_ref(), &mut b, false, &mut KernelBufs::default());
                 assert_eq!(a, b, "{k:?} {mode}");
+            }
+        }
+    }
+
+    /// Pillow's ImagingFilter3x3/5x5 per byte, every tap included, in its order.
+    fn reference(k: &Kernel, img: &ImageBuf) -> ImageBuf {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let (n, c) = (k.size, img.mode().channels());
+        let r = n / 2;
+        let mut out = img.clone();
+        if w < n || h < n {
+            return out;
+        }
+        let p = |x: usize, y: usize, ch: usize| img.data()[(y * w + x) * c + ch] as f32;
+        for y in r..h - r {
+            for x in r..w - r {
+                for ch in 0..c {
+                    let mut ss = k.off;
+                    for kr in 0..n {
+                        let yy = y + r - kr;
+                        let mut rs = p(x - r, yy, ch) * k.q[kr * n];
+                        for kc in 1..n {
+                            rs += p(x + kc - r, yy, ch) * k.q[kr * n + kc];
+                        }
+                        ss += rs;
+                    }
+                    let v = if ss <= 0.0 {
+                        0
+                    } else if ss >= 255.0 {
+                        255
+                    } else {
+                        ss as u8
+                    };
+                    out.data_mut()[(y * w + x) * c + ch] = v;
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn float_path_matches_scalar_reference() {
+        let mut kernels: Vec<Kernel> = BUILTIN_NAMES
+            .iter()
+            .map(|n| Kernel::builtin(n).unwrap())
+            .collect();
+        let mut s = 99u32;
+        let mut rnd = |m: u32| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (s >> 8) % m
+        };
+        for i in 0..40 {
+            let size = if i % 3 == 0 { 25 } else { 9 };
+            // Sparse kernels with awkward weights, scales and offsets.
+            let w: Vec<f64> = (0..size)
+                .map(|_| match rnd(4) {
+                    0 => 0.0,
+                    _ => rnd(41) as f64 / 4.0 - 5.0,
+                })
+                .collect();
+            let scale = [None, Some(3.0), Some(7.0), Some(-6.0), Some(0.3)][i % 5];
+            let offset = [0.0, 0.25, -3.0, 100.0, 7.7][(i / 5) % 5];
+            kernels.push(Kernel::new(&w, scale, offset).unwrap());
+        }
+        kernels.push(Kernel::new(&[0.0; 9], Some(1.0), 17.3).unwrap());
+        for k in &kernels {
+            for (mode, w, h) in [(Mode::L, 601, 7), (Mode::Rgb, 37, 9), (Mode::Rgba, 5, 5)] {
+                let img = lcg_image(w, h, mode, 3);
+                let mut got = ImageBuf::default();
+                let mut bufs = KernelBufs::default();
+                k.apply_with(img.as_ref(), &mut got, false, &mut bufs);
+                assert_eq!(got, reference(k, &img), "{k:?} {mode}");
+                // The buffers are reused as is.
+                k.apply_with(img.as_ref(), &mut got, false, &mut bufs);
+                assert_eq!(got, reference(k, &img), "{k:?} {mode} again");
             }
         }
     }
