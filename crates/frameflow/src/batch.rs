@@ -2,11 +2,10 @@
 
 use crate::pipeline::utc_timestamp;
 use crate::sink::atomic::{AtomicDir, Replace, WriteError};
-use crate::sink::encode::{EncodeError, EncodeOptions, Encoder, ImageFormat};
+use crate::sink::encode::{EncodeError, EncoderSet, ImageFormat};
 use crate::sink::naming::{NameValues, Template};
 use crate::source::still::{self, StillError, StillFormat};
-use frameflow_filters::{Chain, FilterError, ImageBuf, ImageRef, Mode, Scratch};
-use std::collections::HashMap;
+use frameflow_filters::{Chain, FilterError, Scratch};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -84,8 +83,7 @@ pub fn apply(
 struct Worker<'a> {
     cfg: &'a ApplyConfig,
     scratch: Scratch,
-    rgb: ImageBuf,
-    encoders: HashMap<ImageFormat, Encoder>,
+    encoders: EncoderSet,
 }
 
 impl<'a> Worker<'a> {
@@ -93,8 +91,7 @@ impl<'a> Worker<'a> {
         Worker {
             cfg,
             scratch: Scratch::default(),
-            rgb: ImageBuf::default(),
-            encoders: HashMap::new(),
+            encoders: EncoderSet::new(cfg.quality),
         }
     }
 
@@ -127,35 +124,14 @@ impl<'a> Worker<'a> {
                 path: path.to_path_buf(),
                 source,
             })?;
-        // Keep the mode where the format can hold it; drop alpha where it cannot.
-        let out: ImageRef<'_> = if !format.supports(out.mode) && out.mode == Mode::Rgba {
-            let owned = ImageBuf::from_vec(out.width, out.height, Mode::Rgba, packed(out))
-                .map_err(|source| ApplyError::Filter {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-            still::strip_alpha(&owned, &mut self.rgb);
-            self.rgb.as_ref()
-        } else {
-            out
-        };
-        let enc = match self.encoders.entry(format) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => v.insert(
-                Encoder::new(EncodeOptions {
-                    format,
-                    quality: cfg.quality,
-                })
-                .map_err(|source| ApplyError::Encode {
-                    path: path.to_path_buf(),
-                    source,
-                })?,
-            ),
-        };
-        let bytes = enc.encode(out).map_err(|source| ApplyError::Encode {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        // Keeps the mode where the format can hold it; drops alpha where it cannot.
+        let bytes = self
+            .encoders
+            .encode(format, out)
+            .map_err(|source| ApplyError::Encode {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let stem = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -181,12 +157,4 @@ impl<'a> Worker<'a> {
         };
         dir.commit(temp, &rel, replace).map_err(write_err)
     }
-}
-
-fn packed(img: ImageRef<'_>) -> Vec<u8> {
-    let mut v = Vec::with_capacity(img.width as usize * img.height as usize * img.mode.channels());
-    for y in 0..img.height {
-        v.extend_from_slice(img.row(y));
-    }
-    v
 }

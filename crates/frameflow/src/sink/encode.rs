@@ -2,7 +2,8 @@
 //! packing scratch and its libjpeg-turbo handle between frames, so encoding allocates
 //! nothing per frame once the buffers have grown (WebP aside: libwebp owns its memory).
 
-use frameflow_filters::{ImageRef, Mode};
+use frameflow_filters::{ImageBuf, ImageRef, Mode};
+use std::collections::HashMap;
 use std::str::FromStr;
 
 /// The output formats `--format` accepts.
@@ -229,6 +230,62 @@ impl Encoder {
     }
 }
 
+/// One encoder per output format, created on first use and kept (one set per worker),
+/// for commands whose output format follows each input (`apply`, `watch`).
+pub struct EncoderSet {
+    quality: u8,
+    encoders: HashMap<ImageFormat, Encoder>,
+    rgb: ImageBuf,
+}
+
+impl EncoderSet {
+    pub fn new(quality: u8) -> EncoderSet {
+        EncoderSet {
+            quality,
+            encoders: HashMap::new(),
+            rgb: ImageBuf::default(),
+        }
+    }
+
+    /// Encodes `img` as `format`. An RGBA image goes to a format without alpha (JPEG, PPM)
+    /// as RGB, its alpha dropped (`convert("RGB")`); other modes are kept.
+    pub fn encode(&mut self, format: ImageFormat, img: ImageRef<'_>) -> Result<&[u8], EncodeError> {
+        let img = if img.mode == Mode::Rgba && !format.supports(Mode::Rgba) {
+            strip_alpha(img, &mut self.rgb);
+            self.rgb.as_ref()
+        } else {
+            img
+        };
+        let enc = match self.encoders.entry(format) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Encoder::new(EncodeOptions {
+                    format,
+                    quality: self.quality,
+                })?)
+            }
+        };
+        enc.encode(img)
+    }
+}
+
+/// Drops the alpha band of an RGBA image (`convert("RGB")`).
+pub fn strip_alpha(img: ImageRef<'_>, out: &mut ImageBuf) {
+    out.reshape(img.width, img.height, Mode::Rgb);
+    let row_out = img.width as usize * 3;
+    if row_out == 0 {
+        return;
+    }
+    for (y, dst) in out.data_mut().chunks_exact_mut(row_out).enumerate() {
+        for (d, s) in dst
+            .chunks_exact_mut(3)
+            .zip(img.row(y as u32).chunks_exact(4))
+        {
+            d.copy_from_slice(&s[..3]);
+        }
+    }
+}
+
 /// Returns the image's bytes without row padding, copying into `scratch` only when needed.
 fn pack<'a>(img: ImageRef<'a>, scratch: &'a mut Vec<u8>) -> &'a [u8] {
     let row = img.width as usize * img.mode.channels();
@@ -393,6 +450,17 @@ mod tests {
         encode_ppm(img, &mut out);
         assert!(out.starts_with(b"P6\n3 2\n255\n"));
         assert_eq!(out.len(), 11 + 18);
+    }
+
+    #[test]
+    fn encoder_set_drops_alpha_only_where_needed() {
+        let rgba = [10u8, 20, 30, 40, 50, 60, 70, 80];
+        let img = ImageRef::new(&rgba, 2, 1, 8, Mode::Rgba).unwrap();
+        let mut set = EncoderSet::new(75);
+        let ppm = set.encode(ImageFormat::Ppm, img).unwrap().to_vec();
+        assert_eq!(&ppm[ppm.len() - 6..], &[10, 20, 30, 50, 60, 70]);
+        let png = set.encode(ImageFormat::Png, img).unwrap();
+        assert_eq!(png[25], 6, "PNG keeps RGBA (colour type 6)");
     }
 
     #[test]

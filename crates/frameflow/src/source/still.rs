@@ -190,18 +190,6 @@ pub fn decode_image(path: &Path, data: &[u8]) -> Result<ImageBuf, StillError> {
     }
 }
 
-/// Drops the alpha band (`convert("RGB")`), for formats that cannot store it.
-pub fn strip_alpha(img: &ImageBuf, out: &mut ImageBuf) {
-    out.reshape(img.width(), img.height(), Mode::Rgb);
-    for (d, s) in out
-        .data_mut()
-        .chunks_exact_mut(3)
-        .zip(img.data().chunks_exact(4))
-    {
-        d.copy_from_slice(&s[..3]);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,9 +238,5 @@ mod tests {
         .unwrap();
         assert_eq!((img.width(), img.height(), img.mode()), (2, 1, Mode::Rgb));
         assert_eq!(img.data(), &[1, 2, 3, 4, 5, 6]);
-        let mut rgb = ImageBuf::default();
-        let rgba = ImageBuf::from_vec(1, 1, Mode::Rgba, vec![9, 8, 7, 6]).unwrap();
-        strip_alpha(&rgba, &mut rgb);
-        assert_eq!(rgb.data(), &[9, 8, 7]);
     }
 }

@@ -6,11 +6,10 @@ use super::fsops::{self, MAX_VARIANTS};
 use super::{Disposal, WatchConfig};
 use crate::pipeline::stats::Stats;
 use crate::sink::atomic::{AtomicDir, Replace, WriteError};
-use crate::sink::encode::{EncodeOptions, Encoder, ImageFormat};
+use crate::sink::encode::{EncoderSet, ImageFormat};
 use crate::sink::naming::NameValues;
-use crate::source::still::{self, StillFormat};
-use frameflow_filters::{ImageBuf, ImageRef, Mode, Scratch};
-use std::collections::HashMap;
+use crate::source::still::StillFormat;
+use frameflow_filters::{ImageRef, Scratch};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -62,8 +61,7 @@ pub struct Worker<'a> {
     commit: &'a AtomicDir,
     stats: &'a Stats,
     scratch: Scratch,
-    rgb: ImageBuf,
-    encoders: HashMap<ImageFormat, Encoder>,
+    encoders: EncoderSet,
 }
 
 /// The output format for an input whose first bytes are `head`.
@@ -151,8 +149,7 @@ impl<'a> Worker<'a> {
             commit,
             stats,
             scratch: Scratch::default(),
-            rgb: ImageBuf::default(),
-            encoders: HashMap::new(),
+            encoders: EncoderSet::new(cfg.quality),
         }
     }
 
@@ -224,30 +221,8 @@ impl<'a> Worker<'a> {
             .chain
             .apply(img, &mut self.scratch)
             .map_err(|e| e.to_string())?;
-        let out: ImageRef<'_> = if !format.supports(out.mode) && out.mode == Mode::Rgba {
-            let mut v =
-                Vec::with_capacity(out.width as usize * out.height as usize * out.mode.channels());
-            for y in 0..out.height {
-                v.extend_from_slice(out.row(y));
-            }
-            let owned = ImageBuf::from_vec(out.width, out.height, Mode::Rgba, v)
-                .map_err(|e| e.to_string())?;
-            still::strip_alpha(&owned, &mut self.rgb);
-            self.rgb.as_ref()
-        } else {
-            out
-        };
-        let enc = match self.encoders.entry(format) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => v.insert(
-                Encoder::new(EncodeOptions {
-                    format,
-                    quality: cfg.quality,
-                })
-                .map_err(|e| e.to_string())?,
-            ),
-        };
-        enc.encode(out)
+        self.encoders
+            .encode(format, out)
             .map(<[u8]>::to_vec)
             .map_err(|e| e.to_string())
     }
