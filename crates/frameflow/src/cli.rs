@@ -182,24 +182,14 @@ fn non_negative_f64(s: &str) -> Result<f64, String> {
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// Filter chain (see `frameflow filters`). Empty: no filter (a format conversion).
-    #[arg(short = 'f', long = "filter", value_name = "CHAIN", default_value = "")]
-    pub chain: String,
+    #[command(flatten)]
+    pub image: ImageArgs,
     /// Output directory (created if missing).
     #[arg(short, long = "out", value_name = "DIR")]
     pub out: PathBuf,
     /// Output name template: {stem} {ext} {index} {time}.
     #[arg(long, value_name = "TEMPLATE", default_value = "{stem}.{ext}")]
     pub name: String,
-    /// Image format: jpg, png, webp, bmp, ppm (default: the template's extension, else the input's own).
-    #[arg(long, value_name = "FMT")]
-    pub format: Option<String>,
-    /// JPEG/WebP quality, 1..100.
-    #[arg(long, value_name = "Q", default_value_t = 75, value_parser = clap::value_parser!(u8).range(1..=100))]
-    pub quality: u8,
-    /// Worker threads. Default: number of cores.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
-    pub workers: Option<u64>,
     /// Replace existing outputs.
     #[arg(long)]
     pub overwrite: bool,
@@ -213,24 +203,14 @@ pub struct WatchArgs {
     /// The directory to watch (the hot folder).
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
-    /// Filter chain (see `frameflow filters`). Empty: no filter (a format conversion).
-    #[arg(short = 'f', long = "filter", value_name = "CHAIN", default_value = "")]
-    pub chain: String,
+    #[command(flatten)]
+    pub image: ImageArgs,
     /// Output directory (created if missing; must not be DIR itself).
     #[arg(short, long = "out", value_name = "OUT")]
     pub out: PathBuf,
     /// Output name template: {stem} {ext} and text (one fixed name per input).
     #[arg(long, value_name = "TEMPLATE", default_value = "{stem}.{ext}")]
     pub name: String,
-    /// Image format: jpg, png, webp, bmp, ppm (default: the template's extension, else the input's own).
-    #[arg(long, value_name = "FMT")]
-    pub format: Option<String>,
-    /// JPEG/WebP quality, 1..100.
-    #[arg(long, value_name = "Q", default_value_t = 75, value_parser = clap::value_parser!(u8).range(1..=100))]
-    pub quality: u8,
-    /// Worker threads. Default: number of cores.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
-    pub workers: Option<u64>,
     /// Where unusable inputs go (default: DIR/failed).
     #[arg(long, value_name = "DIR")]
     pub failed: Option<PathBuf>,
@@ -252,4 +232,21 @@ pub struct WatchArgs {
     /// Replace an existing output of the same name (default: add -1, -2, ...).
     #[arg(long)]
     pub overwrite: bool,
+}
+
+/// The filter and encoder options `apply` and `watch` share.
+#[derive(Debug, Args)]
+pub struct ImageArgs {
+    /// Filter chain (see `frameflow filters`). Empty: no filter (a format conversion).
+    #[arg(short = 'f', long = "filter", value_name = "CHAIN", default_value = "")]
+    pub chain: String,
+    /// Image format: jpg, png, webp, bmp, ppm (default: the template's extension, else the input's own).
+    #[arg(long, value_name = "FMT")]
+    pub format: Option<String>,
+    /// JPEG/WebP quality, 1..100.
+    #[arg(long, value_name = "Q", default_value_t = 75, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub quality: u8,
+    /// Worker threads. Default: number of cores.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub workers: Option<u64>,
 }

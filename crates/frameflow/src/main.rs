@@ -141,22 +141,31 @@ fn format_choice(flag: Option<&str>, template: &Template) -> Result<Option<Image
     }
 }
 
+/// Parses `-f CHAIN`; a bad chain is a usage error naming the step.
+fn parse_chain(text: &str) -> Result<Chain, Failure> {
+    Chain::parse(text).map_err(|e| usage(anyhow::anyhow!("-f '{text}': {e}")))
+}
+
+/// `--workers N`, or the number of cores.
+fn worker_count(flag: Option<u64>) -> usize {
+    flag.map_or_else(
+        || std::thread::available_parallelism().map_or(2, |n| n.get()),
+        |n| n as usize,
+    )
+}
+
 fn cmd_apply(args: &ApplyArgs, cli: &Cli) -> Result<ExitCode, Failure> {
     use frameflow::batch::{ApplyConfig, apply};
-    let chain = Chain::parse(&args.chain)
-        .map_err(|e| usage(anyhow::anyhow!("-f '{}': {e}", args.chain)))?;
+    let chain = parse_chain(&args.image.chain)?;
     let template = Template::parse(&args.name).map_err(usage)?;
-    let format = format_choice(args.format.as_deref(), &template)?;
+    let format = format_choice(args.image.format.as_deref(), &template)?;
     let cfg = ApplyConfig {
         chain,
         out_dir: args.out.clone(),
         template,
         format,
-        quality: args.quality,
-        workers: args.workers.map_or_else(
-            || std::thread::available_parallelism().map_or(2, |n| n.get()),
-            |n| n as usize,
-        ),
+        quality: args.image.quality,
+        workers: worker_count(args.image.workers),
         overwrite: args.overwrite,
     };
     let control = Control::default();
@@ -204,11 +213,10 @@ fn cmd_apply(args: &ApplyArgs, cli: &Cli) -> Result<ExitCode, Failure> {
 
 fn cmd_watch(args: &WatchArgs, cli: &Cli) -> Result<ExitCode, Failure> {
     use frameflow::watch::{self, Disposal, WatchConfig, WatchError};
-    let chain = Chain::parse(&args.chain)
-        .map_err(|e| usage(anyhow::anyhow!("-f '{}': {e}", args.chain)))?;
+    let chain = parse_chain(&args.image.chain)?;
     let template = Template::parse(&args.name).map_err(usage)?;
     watch::check_template(&template).map_err(|e| usage(anyhow::anyhow!(e)))?;
-    let format = format_choice(args.format.as_deref(), &template)?;
+    let format = format_choice(args.image.format.as_deref(), &template)?;
     let disposal = match (&args.done, args.keep_input) {
         (Some(d), _) => Disposal::MoveTo(d.clone()),
         (None, true) => Disposal::Keep,
@@ -220,11 +228,8 @@ fn cmd_watch(args: &WatchArgs, cli: &Cli) -> Result<ExitCode, Failure> {
         out_dir: args.out.clone(),
         template,
         format,
-        quality: args.quality,
-        workers: args.workers.map_or_else(
-            || std::thread::available_parallelism().map_or(2, |n| n.get()),
-            |n| n as usize,
-        ),
+        quality: args.image.quality,
+        workers: worker_count(args.image.workers),
         failed_dir: args
             .failed
             .clone()
@@ -292,8 +297,7 @@ fn cmd_watch(args: &WatchArgs, cli: &Cli) -> Result<ExitCode, Failure> {
 
 fn cmd_run(args: &RunArgs, cli: &Cli) -> Result<ExitCode, Failure> {
     let input = InputSpec::parse(&args.input).map_err(usage)?;
-    let chain = Chain::parse(&args.chain)
-        .map_err(|e| usage(anyhow::anyhow!("-f '{}': {e}", args.chain)))?;
+    let chain = parse_chain(&args.chain)?;
     let template = Template::parse(&args.name).map_err(usage)?;
     let format = pick_format(args, &template)?;
     let out_mode = chain
@@ -306,10 +310,7 @@ fn cmd_run(args: &RunArgs, cli: &Cli) -> Result<ExitCode, Failure> {
             out_mode.name()
         )));
     }
-    let workers = args.workers.map_or_else(
-        || std::thread::available_parallelism().map_or(2, |n| n.get()),
-        |n| n as usize,
-    );
+    let workers = worker_count(args.workers);
     let overload = args.overload.unwrap_or(if input.is_live() {
         Overload::DropOldest
     } else {
