@@ -37,6 +37,10 @@ frameflow run -i http://127.0.0.1:8090/test1.mpg -f emboss -o frames\n  \
 frameflow run -i clip.mp4 -f emboss --format png -o out\n  \
 # an RTSP camera, 10 s, named by stream time\n  \
 frameflow run -i rtsp://127.0.0.1:8554/cam -f sharpen --duration 10 --name '{pts:09}.jpg'\n  \
+# live preview, status and Prometheus metrics on http://127.0.0.1:8080/\n  \
+frameflow run -i rtsp://127.0.0.1:8554/cam -f emboss --serve 8080\n  \
+# several streams from a TOML file ([[stream]] tables), one web page for all\n  \
+frameflow run --config cams.toml --serve 8080\n  \
 # a synthetic source\n  \
 frameflow run -i lavfi:testsrc2=size=1280x720:rate=30 -f emboss --max-frames 100\n  \
 # a V4L2 camera\n  \
@@ -71,8 +75,16 @@ frameflow watch in -f sharpen -o out --done in-done --failed in-failed")]
 pub struct RunArgs {
     /// Input: a path, http(s)://, rtsp://, rtmp://, srt://, udp://, tcp://, an HLS playlist,
     /// lavfi:<graph>, v4l2:<device>, or - for stdin.
-    #[arg(short, long, value_name = "SRC")]
-    pub input: String,
+    #[arg(short, long, value_name = "SRC", required_unless_present = "config")]
+    pub input: Option<String>,
+    /// Run the streams of a TOML file, each with its own input, filter, output and
+    /// supervisor, in one process ([[stream]] tables; keys are these options' long names).
+    #[arg(long, value_name = "FILE", conflicts_with = "input")]
+    pub config: Option<PathBuf>,
+    /// Serve a web page with live previews and stats, /stream.mjpeg, /latest.jpg,
+    /// /api/status and /metrics (Prometheus) on ADDR: a port (binds 127.0.0.1) or HOST:PORT.
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<String>,
     /// Filter chain, e.g. emboss or emboss,grayscale (see `frameflow filters`). Empty: no filter.
     #[arg(short = 'f', long = "filter", value_name = "CHAIN", default_value = "")]
     pub chain: String,
@@ -250,3 +262,14 @@ pub struct ImageArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
     pub workers: Option<u64>,
 }
+
+/// One `[[stream]]` of a `--config` file, parsed by `run`'s own option definitions.
+#[derive(Debug, Parser)]
+#[command(name = "[[stream]]")]
+pub struct StreamArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// `run` options that belong to the whole process, not to one `[[stream]]`.
+pub const PROCESS_OPTIONS: [&str; 3] = ["config", "serve", "stats_json"];

@@ -11,8 +11,10 @@
 //! - [`watch`]: `watch`, the hot folder (every complete image exactly once).
 
 pub mod batch;
+pub mod config;
 pub mod frames;
 pub mod pipeline;
+pub mod serve;
 pub mod sink;
 pub mod source;
 pub mod supervisor;

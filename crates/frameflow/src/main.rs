@@ -2,9 +2,10 @@
 //! Exit codes: 0 success, 1 runtime failure, 2 usage error.
 
 mod cli;
+mod status;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use cli::{ApplyArgs, Cli, Command, ProbeArgs, RunArgs, WatchArgs};
 use frameflow::filters::{Chain, Mode, ParamDefault, describe_filters};
 use frameflow::pipeline::{self, Control, Overload, RunConfig, Sampling};
@@ -33,8 +34,11 @@ fn usage(e: impl Into<anyhow::Error>) -> Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
+    let (cli, matches) = match parsed {
+        Ok(p) => p,
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
@@ -42,7 +46,7 @@ fn main() -> ExitCode {
     };
     init_logging(&cli);
     let res = match &cli.command {
-        Command::Run(a) => cmd_run(a, &cli),
+        Command::Run(a) => cmd_run(a, &cli, &matches),
         Command::Probe(a) => cmd_probe(a),
         Command::Apply(a) => cmd_apply(a, &cli),
         Command::Watch(a) => cmd_watch(a, &cli),
@@ -295,8 +299,14 @@ fn cmd_watch(args: &WatchArgs, cli: &Cli) -> Result<ExitCode, Failure> {
     })
 }
 
-fn cmd_run(args: &RunArgs, cli: &Cli) -> Result<ExitCode, Failure> {
-    let input = InputSpec::parse(&args.input).map_err(usage)?;
+/// `run`'s options as one stream's configuration. Checks everything that can be checked
+/// without touching the input or the output.
+fn run_config(args: &RunArgs) -> Result<RunConfig, Failure> {
+    let input = args
+        .input
+        .as_deref()
+        .ok_or_else(|| usage(anyhow::anyhow!("no input: give -i SRC")))?;
+    let input = InputSpec::parse(input).map_err(usage)?;
     let chain = parse_chain(&args.chain)?;
     let template = Template::parse(&args.name).map_err(usage)?;
     let format = pick_format(args, &template)?;
@@ -310,26 +320,21 @@ fn cmd_run(args: &RunArgs, cli: &Cli) -> Result<ExitCode, Failure> {
             out_mode.name()
         )));
     }
-    let workers = worker_count(args.workers);
     let overload = args.overload.unwrap_or(if input.is_live() {
         Overload::DropOldest
     } else {
         Overload::Block
     });
     let label = args.label.clone().unwrap_or_else(|| input.default_label());
-    if let Some(raw) = &args.raw_dir {
-        let same = match (raw.canonicalize(), args.out.canonicalize()) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => raw.components().eq(args.out.components()),
-        };
-        if same {
-            return Err(usage(anyhow::anyhow!(
-                "--raw-dir {} is the output directory: give it a directory of its own",
-                raw.display()
-            )));
-        }
+    if let Some(raw) = &args.raw_dir
+        && same_dir(raw, &args.out)
+    {
+        return Err(usage(anyhow::anyhow!(
+            "--raw-dir {} is the output directory: give it a directory of its own",
+            raw.display()
+        )));
     }
-    let cfg = RunConfig {
+    Ok(RunConfig {
         open: OpenOptions {
             timeout: Duration::from_secs_f64(args.timeout),
             rtsp_transport: args.rtsp_transport,
@@ -342,7 +347,7 @@ fn cmd_run(args: &RunArgs, cli: &Cli) -> Result<ExitCode, Failure> {
             format,
             quality: args.quality,
         },
-        workers,
+        workers: worker_count(args.workers),
         queue: args.queue as usize,
         overload,
         sampling: Sampling {
@@ -354,7 +359,6 @@ fn cmd_run(args: &RunArgs, cli: &Cli) -> Result<ExitCode, Failure> {
         },
         overwrite: args.overwrite,
         label,
-        stats_json: args.stats_json.clone(),
         reconnect: frameflow::supervisor::ReconnectPolicy {
             enabled: !args.no_reconnect,
             max_attempts: args.reconnect_max,
@@ -362,33 +366,385 @@ fn cmd_run(args: &RunArgs, cli: &Cli) -> Result<ExitCode, Failure> {
         raw_dir: args.raw_dir.clone(),
         keep_last: args.keep_last.map(|n| n as usize),
         input,
+    })
+}
+
+/// Whether two paths name the same directory (resolved if they exist).
+fn same_dir(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a.components().eq(b.components()),
+    }
+}
+
+/// One stream to run, with the filter text the web page shows.
+struct Planned {
+    cfg: RunConfig,
+    filter: String,
+}
+
+/// The process-wide settings of a `run`: from the command line, or from `--config`.
+struct RunPlan {
+    streams: Vec<Planned>,
+    serve: Option<String>,
+    stats_json: Option<std::path::PathBuf>,
+}
+
+fn plan_run(args: &RunArgs, matches: &clap::ArgMatches) -> Result<RunPlan, Failure> {
+    let Some(path) = &args.config else {
+        return Ok(RunPlan {
+            streams: vec![Planned {
+                cfg: run_config(args)?,
+                filter: args.chain.clone(),
+            }],
+            serve: args.serve.clone(),
+            stats_json: args.stats_json.clone(),
+        });
     };
+    // With --config, stream options live in the file.
+    if let Some(run) = matches.subcommand_matches("run") {
+        let cmd = Cli::command();
+        let run_cmd = cmd.find_subcommand("run");
+        let is_option = |id: &str| {
+            run_cmd.is_some_and(|c| c.get_arguments().any(|a| a.get_id().as_str() == id))
+        };
+        for id in run.ids() {
+            let id = id.as_str();
+            if is_option(id)
+                && run.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+                && !cli::PROCESS_OPTIONS.contains(&id)
+                && !["quiet", "verbose"].contains(&id)
+            {
+                let long = run_cmd
+                    .and_then(|c| c.get_arguments().find(|a| a.get_id().as_str() == id))
+                    .and_then(|a| a.get_long())
+                    .unwrap_or(id);
+                return Err(usage(anyhow::anyhow!(
+                    "--config {}: --{long} belongs in the file ([defaults] or a [[stream]]), not on the command line",
+                    path.display(),
+                )));
+            }
+        }
+    }
+    let file = frameflow::config::ConfigFile::load(path).map_err(|e| match e {
+        e @ frameflow::config::ConfigError::Read { .. } => Failure::Runtime(e.into()),
+        e => usage(e),
+    })?;
+    let mut streams = Vec::with_capacity(file.streams.len());
+    for entry in &file.streams {
+        let settings = file.merged(entry);
+        let args = stream_args(&file, entry, &settings)?;
+        let cfg = run_config(&args).map_err(|f| match f {
+            // Name the key at fault when one alone is enough to fail.
+            Failure::Usage(e) => usage(blame_key(&file, entry, &settings, e)),
+            other => other,
+        })?;
+        streams.push(Planned {
+            filter: args.chain.clone(),
+            cfg,
+        });
+    }
+    for (i, a) in streams.iter().enumerate() {
+        for b in &streams[..i] {
+            if a.cfg.label == b.cfg.label {
+                return Err(usage(anyhow::anyhow!(
+                    "{}: two streams are labelled '{}': give each its own label",
+                    path.display(),
+                    a.cfg.label
+                )));
+            }
+            if same_dir(&a.cfg.out_dir, &b.cfg.out_dir)
+                && a.cfg.template.to_string() == b.cfg.template.to_string()
+                && !a.cfg.template.to_string().contains("{stream")
+            {
+                return Err(usage(anyhow::anyhow!(
+                    "{}: streams '{}' and '{}' would write the same names into {}: give each its own out, or put {{stream}} in name",
+                    path.display(),
+                    b.cfg.label,
+                    a.cfg.label,
+                    a.cfg.out_dir.display()
+                )));
+            }
+        }
+    }
+    let text = |s: &frameflow::config::Setting| match &s.value {
+        frameflow::config::Value::Text(t) => Ok(t.clone()),
+        frameflow::config::Value::Flag(_) => Err(usage(file.key_error(s, "expected a string"))),
+    };
+    let serve = match (&args.serve, &file.serve) {
+        (Some(s), _) => Some(s.clone()),
+        (None, Some(s)) => {
+            let t = text(s)?;
+            frameflow::serve::parse_addr(&t)
+                .map_err(|e| usage(file.key_error(s, e.to_string())))?;
+            Some(t)
+        }
+        (None, None) => None,
+    };
+    let stats_json = match (&args.stats_json, &file.stats_json) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(s)) => Some(std::path::PathBuf::from(text(s)?)),
+        (None, None) => None,
+    };
+    Ok(RunPlan {
+        streams,
+        serve,
+        stats_json,
+    })
+}
+
+/// The command-line words a setting stands for, checked against `run`'s options.
+fn setting_words(
+    file: &frameflow::config::ConfigFile,
+    s: &frameflow::config::Setting,
+) -> Result<Vec<String>, Failure> {
+    use clap::CommandFactory;
+    use frameflow::config::Value;
+    let cmd = cli::StreamArgs::command();
+    let long = |name: &str| {
+        cmd.get_arguments()
+            .find(|a| a.get_long().map(|l| l.replace('-', "_")).as_deref() == Some(name))
+            .cloned()
+    };
+    let arg = long(&s.key).filter(|_| !cli::PROCESS_OPTIONS.contains(&s.key.as_str()));
+    let Some(arg) = arg else {
+        let msg = if cli::PROCESS_OPTIONS.contains(&s.key.as_str()) {
+            "belongs at the top of the file, not in a stream".to_string()
+        } else {
+            let known: Vec<String> = cmd
+                .get_arguments()
+                .filter_map(|a| a.get_long())
+                .map(|l| l.replace('-', "_"))
+                .filter(|l| !cli::PROCESS_OPTIONS.contains(&l.as_str()) && l != "help")
+                .collect();
+            format!("not a run option (known: {})", known.join(", "))
+        };
+        return Err(usage(file.key_error(s, msg)));
+    };
+    let flag = format!("--{}", arg.get_long().unwrap_or_default());
+    let takes_value = arg.get_action().takes_values();
+    Ok(match (&s.value, takes_value) {
+        (Value::Text(t), true) => vec![format!("{flag}={t}")],
+        (Value::Flag(true), false) => vec![flag],
+        // `reconnect = false` is --no-reconnect; other switches are simply off.
+        (Value::Flag(false), false) => match long(&format!("no_{}", s.key)) {
+            Some(no) => vec![format!("--{}", no.get_long().unwrap_or_default())],
+            None => vec![],
+        },
+        (Value::Flag(_), true) => {
+            return Err(usage(file.key_error(s, "expected a value, not true/false")));
+        }
+        (Value::Text(_), false) => {
+            return Err(usage(file.key_error(s, "expected true or false")));
+        }
+    })
+}
+
+/// Parses one `[[stream]]`'s settings with `run`'s option definitions.
+fn stream_args(
+    file: &frameflow::config::ConfigFile,
+    entry: &frameflow::config::StreamEntry,
+    settings: &[frameflow::config::Setting],
+) -> Result<RunArgs, Failure> {
+    use clap::Parser as _;
+    if !settings.iter().any(|s| s.key == "input") {
+        return Err(usage(file.stream_error(entry, "missing key 'input'")));
+    }
+    let mut words = vec!["[[stream]]".to_string()];
+    for s in settings {
+        words.extend(setting_words(file, s)?);
+    }
+    match cli::StreamArgs::try_parse_from(&words) {
+        Ok(a) => Ok(a.run),
+        Err(e) => {
+            let msg = e.render().to_string();
+            let first = msg
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ");
+            Err(usage(blame_key(
+                file,
+                entry,
+                settings,
+                anyhow::anyhow!("{first}"),
+            )))
+        }
+    }
+}
+
+/// `err` as an error at the key that causes it on its own (tried one key at a time), or
+/// else at the `[[stream]]` header.
+fn blame_key(
+    file: &frameflow::config::ConfigFile,
+    entry: &frameflow::config::StreamEntry,
+    settings: &[frameflow::config::Setting],
+    err: anyhow::Error,
+) -> anyhow::Error {
+    use clap::Parser as _;
+    for s in settings {
+        let Ok(words) = setting_words(file, s) else {
+            continue;
+        };
+        let mut argv = vec!["[[stream]]".to_string()];
+        if s.key != "input" {
+            argv.push("--input=probe.mp4".into());
+        }
+        argv.extend(words);
+        let alone = match cli::StreamArgs::try_parse_from(&argv) {
+            Ok(a) => run_config(&a.run).err().map(|f| match f {
+                Failure::Usage(e) | Failure::Runtime(e) => format!("{e:#}"),
+            }),
+            Err(e) => Some(
+                e.render()
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ")
+                    .to_string(),
+            ),
+        };
+        if let Some(msg) = alone {
+            return file.key_error(s, msg).into();
+        }
+    }
+    file.stream_error(entry, format!("{err:#}")).into()
+}
+
+fn cmd_run(args: &RunArgs, cli: &Cli, matches: &clap::ArgMatches) -> Result<ExitCode, Failure> {
+    use frameflow::pipeline::Taps;
+    let plan = plan_run(args, matches)?;
+    let serve_addr = plan
+        .serve
+        .as_deref()
+        .map(frameflow::serve::parse_addr)
+        .transpose()
+        .map_err(usage)?;
+    let taps: Vec<Taps> = plan
+        .streams
+        .iter()
+        .map(|p| Taps::new(&p.cfg, serve_addr.is_some()))
+        .collect();
+    if let Some(addr) = serve_addr {
+        let registry = frameflow::serve::Registry {
+            streams: plan
+                .streams
+                .iter()
+                .zip(&taps)
+                .filter_map(|(p, t)| {
+                    Some(frameflow::serve::StreamView {
+                        label: p.cfg.label.clone(),
+                        filter: p.filter.clone(),
+                        stats: t.stats.clone(),
+                        preview: t.preview.clone()?,
+                    })
+                })
+                .collect(),
+        };
+        let server = frameflow::serve::start(addr, std::sync::Arc::new(registry))?;
+        if !cli.quiet {
+            eprintln!("frameflow: web preview on http://{}/", server.addr());
+        }
+    }
     let control = Control::default();
-    let dirs = std::iter::once(cfg.out_dir.clone())
-        .chain(cfg.raw_dir.clone())
+    let dirs = plan
+        .streams
+        .iter()
+        .flat_map(|p| std::iter::once(p.cfg.out_dir.clone()).chain(p.cfg.raw_dir.clone()))
         .collect();
     install_signals(&control, dirs)?;
-    let outcome = match pipeline::run(&cfg, &control) {
-        Ok(o) => o,
-        // The error names the directory and the reason; no need for its source chain.
-        Err(e @ pipeline::PipelineError::Output(_)) => {
-            return Err(Failure::Runtime(anyhow::anyhow!("{e}")));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if let Some(path) = &cfg.stats_json {
-        outcome
-            .report
+    let status = status::Status::start(
+        taps.iter().map(|t| t.stats.clone()).collect(),
+        status::Display::pick(cli.quiet),
+        plan.stats_json.clone(),
+    );
+    let results: Vec<Result<pipeline::RunOutcome, pipeline::PipelineError>> =
+        if let [(p, t)] = &plan.streams.iter().zip(&taps).collect::<Vec<_>>()[..] {
+            vec![pipeline::run(&p.cfg, &control, t)]
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = plan
+                    .streams
+                    .iter()
+                    .zip(&taps)
+                    .map(|(p, t)| {
+                        let control = &control;
+                        scope.spawn(move || pipeline::run(&p.cfg, control, t))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            Err(pipeline::PipelineError::Thread(std::io::Error::other(
+                                "stream thread panicked",
+                            )))
+                        })
+                    })
+                    .collect()
+            })
+        };
+    status.finish();
+    if let Some(path) = &plan.stats_json {
+        let report = frameflow::pipeline::stats::Report::new(
+            taps.iter().map(|t| t.stats.snapshot()).collect(),
+        );
+        report
             .write(path)
             .with_context(|| format!("writing --stats-json {}", path.display()))?;
     }
+    let single = plan.streams.len() == 1;
+    let mut failures = Vec::new();
+    for (p, res) in plan.streams.iter().zip(results) {
+        if let Err(e) = stream_result(&p.cfg, res, cli.quiet, single) {
+            failures.push(e);
+        }
+    }
+    match failures.len() {
+        0 => Ok(ExitCode::SUCCESS),
+        1 if single => Err(Failure::Runtime(failures.remove(0))),
+        _ => {
+            for e in &failures {
+                eprintln!("frameflow: error: {e:#}");
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// Prints a stream's summary and turns how it ended into an error, if it failed.
+fn stream_result(
+    cfg: &RunConfig,
+    res: Result<pipeline::RunOutcome, pipeline::PipelineError>,
+    quiet: bool,
+    single: bool,
+) -> anyhow::Result<()> {
+    let prefix = if single {
+        String::new()
+    } else {
+        format!("[{}] ", cfg.label)
+    };
+    let wrap = |e: anyhow::Error| {
+        if single {
+            e
+        } else {
+            e.context(format!("[{}]", cfg.label))
+        }
+    };
+    let outcome = match res {
+        Ok(o) => o,
+        // The error names the directory and the reason; no need for its source chain.
+        Err(e @ pipeline::PipelineError::Output(_)) => anyhow::bail!("{prefix}{e}"),
+        Err(e) => return Err(wrap(e.into())),
+    };
     let r = &outcome.report;
-    if !cli.quiet {
+    if !quiet {
         let s = &r.streams[0];
         let names = if r.frames_written > 0 && cfg.template.has_index() {
             let first = cfg.template.render(&frameflow::sink::naming::NameValues {
                 index: outcome.first_index,
-                ext: format.extension(),
+                ext: cfg.encode.format.extension(),
                 stream: &cfg.label,
                 ..Default::default()
             });
@@ -401,7 +757,7 @@ fn cmd_run(args: &RunArgs, cli: &Cli) -> Result<ExitCode, Failure> {
             _ => String::new(),
         };
         eprintln!(
-            "frameflow: wrote {} frames to {}{names}; decoded {}, dropped {}, failed {}; {:.1} s, {:.1} fps{lat}",
+            "frameflow: {prefix}wrote {} frames to {}{names}; decoded {}, dropped {}, failed {}; {:.1} s, {:.1} fps{lat}",
             r.frames_written,
             cfg.out_dir.display(),
             r.frames_decoded,
@@ -412,37 +768,37 @@ fn cmd_run(args: &RunArgs, cli: &Cli) -> Result<ExitCode, Failure> {
         );
     }
     if let Some(e) = outcome.output_error {
-        return Err(Failure::Runtime(anyhow::anyhow!(
-            "{e}; stopped after writing {} frame(s), no partial file left",
+        anyhow::bail!(
+            "{prefix}{e}; stopped after writing {} frame(s), no partial file left",
             r.frames_written
-        )));
+        );
     }
     if let Some(e) = outcome.source_error {
-        return Err(Failure::Runtime(e.into()));
+        return Err(wrap(e.into()));
     }
     if outcome.damage.any() {
         let msg = format!(
-            "input '{}': damaged or truncated data: {}",
+            "{prefix}input '{}': damaged or truncated data: {}",
             cfg.input.raw, outcome.damage
         );
         // A live stream loses packets now and then; a damaged file is a failed job.
         if cfg.input.is_live() {
             tracing::warn!("{msg}");
         } else {
-            return Err(Failure::Runtime(anyhow::anyhow!(
+            anyhow::bail!(
                 "{msg}; the {} decodable frame(s) were written",
                 r.frames_written
-            )));
+            );
         }
     }
     if r.frames_failed > 0 {
-        return Err(Failure::Runtime(anyhow::anyhow!(
-            "input '{}': {} frame(s) failed (see above)",
+        anyhow::bail!(
+            "{prefix}input '{}': {} frame(s) failed (see above)",
             cfg.input.raw,
             r.frames_failed
-        )));
+        );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn cmd_probe(args: &ProbeArgs) -> Result<ExitCode, Failure> {

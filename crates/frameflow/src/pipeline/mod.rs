@@ -11,13 +11,14 @@ pub mod stats;
 
 use crate::frames::{BufferPool, Frame};
 use crate::sink::atomic::{AtomicDir, Replace, TempFile, WriteError};
-use crate::sink::encode::{EncodeError, EncodeOptions, Encoder};
+use crate::sink::encode::{EncodeError, EncodeOptions, Encoder, ImageFormat};
 use crate::sink::naming::{NameValues, Template};
+use crate::sink::preview::{Feed, Preview, PreviewEncoder, PreviewFrame};
 use crate::source::{Damage, InputSpec, OpenOptions, Source, SourceError};
 use crate::supervisor::{Backoff, Clock, Decision, EndCause, ReconnectPolicy, SystemClock, decide};
 use crossbeam_channel::{Receiver, Sender};
 use frameflow_filters::{Chain, FilterError, Scratch};
-use stats::{DropReason, Report, Stats};
+use stats::{DropReason, Report, Stats, StreamState};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -65,7 +66,6 @@ pub struct RunConfig {
     pub sampling: Sampling,
     pub overwrite: bool,
     pub label: String,
-    pub stats_json: Option<PathBuf>,
     /// Reopening live inputs after they end, fail or stall.
     pub reconnect: ReconnectPolicy,
     /// Also keep the unfiltered frames here (same names, same format, atomically).
@@ -103,6 +103,24 @@ pub struct RunOutcome {
     pub output_error: Option<WriteError>,
 }
 
+/// What a run shares with observers while it runs: its live counters (status lines,
+/// `--stats-json`, `/api/status`, `/metrics`) and, with `--serve`, its preview tap.
+#[derive(Debug, Clone)]
+pub struct Taps {
+    pub stats: Arc<Stats>,
+    pub preview: Option<Arc<Preview>>,
+}
+
+impl Taps {
+    /// Counters for `cfg`'s stream, and a preview tap if `preview`.
+    pub fn new(cfg: &RunConfig, preview: bool) -> Taps {
+        Taps {
+            stats: Arc::new(Stats::new(&cfg.label, &cfg.input.raw)),
+            preview: preview.then(|| Arc::new(Preview::default())),
+        }
+    }
+}
+
 /// Signals shared with the signal handler: `stop` = finish in-flight frames and end;
 /// `abort` = drop everything now.
 #[derive(Debug, Clone, Default)]
@@ -133,6 +151,7 @@ struct Shared<'a> {
     dir: AtomicDir,
     raw_dir: Option<AtomicDir>,
     stats: Arc<Stats>,
+    preview: Option<Arc<Preview>>,
     commit: Mutex<Committer>,
     control: Control,
     error_lines: AtomicU64,
@@ -355,11 +374,19 @@ fn open_output(path: &std::path::Path) -> Result<AtomicDir, WriteError> {
     Ok(dir)
 }
 
-/// Runs one stream to its end (or until `control.stop`).
-pub fn run(cfg: &RunConfig, control: &Control) -> Result<RunOutcome, PipelineError> {
+/// Runs one stream to its end (or until `control.stop`), counting into `taps`.
+pub fn run(cfg: &RunConfig, control: &Control, taps: &Taps) -> Result<RunOutcome, PipelineError> {
+    let res = run_inner(cfg, control, taps);
+    taps.stats.set_state(StreamState::Ended);
+    res
+}
+
+fn run_inner(cfg: &RunConfig, control: &Control, taps: &Taps) -> Result<RunOutcome, PipelineError> {
     // Check the encoder can be built, and open the input, before touching the output.
     drop(Encoder::new(cfg.encode)?);
+    taps.stats.set_state(StreamState::Starting);
     let mut source = Source::open(&cfg.input, &cfg.open, control.stop.clone())?;
+    taps.stats.set_state(StreamState::Running);
     let dir = open_output(&cfg.out_dir)?;
     let raw_dir = cfg.raw_dir.as_deref().map(open_output).transpose()?;
     let ext = cfg.encode.format.extension();
@@ -379,17 +406,34 @@ pub fn run(cfg: &RunConfig, control: &Control) -> Result<RunOutcome, PipelineErr
         width = info.width, height = info.height, pix_fmt = %info.pix_fmt,
         "opened input"
     );
+    if !cfg.input.is_live()
+        && let (Some(d), Some(r)) = (info.duration, info.frame_rate)
+        && d.is_finite()
+        && r.is_finite()
+    {
+        let total = (d * r).round().max(0.0) as u64;
+        let s = &cfg.sampling;
+        let skipped = s.start.map_or(0.0, |st| st * r).round() as u64;
+        let mut expected = total.saturating_sub(skipped);
+        if let Some(dur) = s.duration {
+            expected = expected.min((dur * r).round() as u64);
+        }
+        taps.stats
+            .expected_frames
+            .store(expected, Ordering::Relaxed);
+    }
 
     let workers = cfg.workers.max(1);
     let queue = cfg.queue.max(1);
     let pool = BufferPool::new(queue + workers + 1);
     let (tx, rx) = crossbeam_channel::bounded::<Frame>(queue + workers + 1);
-    let stats = Arc::new(Stats::new(&cfg.label, &cfg.input.raw));
+    let stats = taps.stats.clone();
     let shared = Shared {
         cfg,
         dir,
         raw_dir,
         stats: stats.clone(),
+        preview: taps.preview.clone(),
         commit: Mutex::new(Committer {
             next_seq: 0,
             next_index: first_index,
@@ -400,7 +444,6 @@ pub fn run(cfg: &RunConfig, control: &Control) -> Result<RunOutcome, PipelineErr
         error_lines: AtomicU64::new(0),
         output_error: Mutex::new(None),
     };
-    let done = AtomicBool::new(false);
     let mut damage = Damage::default();
 
     let source_error = std::thread::scope(|scope| -> Result<Option<SourceError>, PipelineError> {
@@ -415,29 +458,11 @@ pub fn run(cfg: &RunConfig, control: &Control) -> Result<RunOutcome, PipelineErr
                 .map_err(PipelineError::Thread)?;
             handles.push(h);
         }
-        // Periodic stats file while running.
-        if let Some(path) = cfg.stats_json.clone() {
-            let stats = stats.clone();
-            let done = &done;
-            let _ = std::thread::Builder::new()
-                .name("ff-stats".into())
-                .spawn_scoped(scope, move || {
-                    let mut last = Instant::now();
-                    while !done.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(100));
-                        if last.elapsed() >= Duration::from_secs(2) {
-                            last = Instant::now();
-                            let _ = Report::new(vec![stats.snapshot()]).write(&path);
-                        }
-                    }
-                });
-        }
         let res = supervise(&shared, &mut source, &pool, &tx, &rx, &mut damage);
         drop(tx);
         for h in handles {
             let _ = h.join();
         }
-        done.store(true, Ordering::Relaxed);
         Ok(res)
     })?;
     damage.add(source.damage());
@@ -589,6 +614,7 @@ fn decode_loop(
             pool.put(e.into_inner().buf);
             return (EndCause::Finished, None);
         }
+        stats.queue_depth.store(tx.len() as u64, Ordering::Relaxed);
     }
 }
 
@@ -634,6 +660,7 @@ fn supervise(
             backoff.attempts()
         );
         let gap_start = clock.now();
+        shared.stats.set_state(StreamState::Reconnecting);
         if !clock.sleep(delay, stop) {
             return None;
         }
@@ -642,6 +669,7 @@ fn supervise(
                 damage.add(source.damage());
                 *source = s;
                 Stats::add(&shared.stats.reconnects, 1);
+                shared.stats.set_state(StreamState::Running);
                 tracing::warn!("input '{}': reconnected", cfg.input.raw);
                 state.reconnected((clock.now() - gap_start).as_secs_f64() * 1000.0);
                 connected_at = clock.now();
@@ -714,6 +742,8 @@ fn acquire(
 fn worker(shared: &Shared<'_>, rx: Receiver<Frame>, pool: BufferPool) {
     let cfg = shared.cfg;
     let mut scratch = Scratch::default();
+    let mut preview_enc = PreviewEncoder::default();
+    let preview = shared.preview.as_deref();
     let mut encoder = match Encoder::new(cfg.encode) {
         Ok(e) => e,
         Err(e) => {
@@ -734,7 +764,11 @@ fn worker(shared: &Shared<'_>, rx: Receiver<Frame>, pool: BufferPool) {
         stem: "s",
         ext: cfg.encode.format.extension(),
     });
-    for frame in rx {
+    for frame in rx.iter() {
+        shared
+            .stats
+            .queue_depth
+            .store(rx.len() as u64, Ordering::Relaxed);
         if shared.control.abort.load(Ordering::Relaxed) {
             pool.put(frame.buf);
             shared.finish(frame.seq, None);
@@ -748,10 +782,33 @@ fn worker(shared: &Shared<'_>, rx: Receiver<Frame>, pool: BufferPool) {
                 Ok(Some(rd.write_temp(&provisional, bytes)?))
             })(),
         };
+        if let Some(p) = preview
+            && p.due(Feed::Raw)
+        {
+            preview_enc.publish_image(p, Feed::Raw, frame.buf.image(), frame.seq, frame.pts_ms);
+        }
         let result: Result<(TempFile, Option<TempFile>), FrameError> = raw.and_then(|raw| {
             let filtered = (|| {
                 let img = cfg.chain.apply(frame.buf.image(), &mut scratch)?;
                 let bytes = encoder.encode(img)?;
+                if let Some(p) = preview
+                    && p.due(Feed::Processed)
+                {
+                    if cfg.encode.format == ImageFormat::Jpeg {
+                        p.publish(
+                            Feed::Processed,
+                            PreviewFrame {
+                                jpeg: bytes::Bytes::copy_from_slice(bytes),
+                                width: img.width,
+                                height: img.height,
+                                seq: frame.seq,
+                                pts_ms: frame.pts_ms,
+                            },
+                        );
+                    } else {
+                        preview_enc.publish_image(p, Feed::Processed, img, frame.seq, frame.pts_ms);
+                    }
+                }
                 Ok(shared.dir.write_temp(&provisional, bytes)?)
             })();
             match filtered {

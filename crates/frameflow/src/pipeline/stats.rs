@@ -1,10 +1,10 @@
 //! Per-stream counters and the frame-latency histogram, and their JSON form
-//! (`--stats-json`, later `/api/status`).
+//! (`--stats-json`, `/api/status`) and Prometheus form (`/metrics`).
 
 use serde::Serialize;
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Why a frame was dropped on purpose.
@@ -96,6 +96,75 @@ impl Histogram {
     }
 }
 
+/// Where a stream is in its life, for status lines and `/api/status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamState {
+    /// Opening the input for the first time.
+    Starting,
+    /// Decoding.
+    Running,
+    /// Waiting to reopen, or reopening, a live input.
+    Reconnecting,
+    /// Finished (end of input, stop, or failure).
+    Ended,
+}
+
+impl StreamState {
+    const ALL: [StreamState; 4] = [
+        StreamState::Starting,
+        StreamState::Running,
+        StreamState::Reconnecting,
+        StreamState::Ended,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StreamState::Starting => "starting",
+            StreamState::Running => "running",
+            StreamState::Reconnecting => "reconnecting",
+            StreamState::Ended => "ended",
+        }
+    }
+}
+
+/// Upper bounds (seconds) of the Prometheus latency histogram's buckets.
+pub const LATENCY_BUCKETS_S: [f64; 14] = [
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+];
+
+/// A Prometheus histogram of frame latency: fixed buckets, lock-free recording.
+#[derive(Debug, Default)]
+pub struct PromHistogram {
+    /// Per bucket (not cumulative); the last slot is +Inf.
+    counts: [AtomicU64; LATENCY_BUCKETS_S.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl PromHistogram {
+    fn record(&self, d: Duration) {
+        let s = d.as_secs_f64();
+        let i = LATENCY_BUCKETS_S
+            .iter()
+            .position(|&b| s <= b)
+            .unwrap_or(LATENCY_BUCKETS_S.len());
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// Cumulative counts per bucket bound (the last is +Inf = the total), and the sum in s.
+    pub fn cumulative(&self) -> ([u64; LATENCY_BUCKETS_S.len() + 1], f64) {
+        let mut out = [0u64; LATENCY_BUCKETS_S.len() + 1];
+        let mut acc = 0;
+        for (o, c) in out.iter_mut().zip(&self.counts) {
+            acc += c.load(Ordering::Relaxed);
+            *o = acc;
+        }
+        (out, self.sum_us.load(Ordering::Relaxed) as f64 / 1e6)
+    }
+}
+
 /// Live counters of one stream, shared by the decoder, the workers and the committer.
 #[derive(Debug)]
 pub struct Stats {
@@ -110,7 +179,14 @@ pub struct Stats {
     dropped_oldest: AtomicU64,
     dropped_newest: AtomicU64,
     dropped_sampling: AtomicU64,
+    /// Frames decoded and waiting for a worker (a gauge).
+    pub queue_depth: AtomicU64,
+    /// Frames the input is expected to yield (file inputs with a known duration; 0 =
+    /// unknown), for progress bars.
+    pub expected_frames: AtomicU64,
+    state: AtomicU8,
     latency: Mutex<Histogram>,
+    latency_prom: PromHistogram,
 }
 
 impl Stats {
@@ -127,8 +203,32 @@ impl Stats {
             dropped_oldest: AtomicU64::new(0),
             dropped_newest: AtomicU64::new(0),
             dropped_sampling: AtomicU64::new(0),
+            queue_depth: AtomicU64::new(0),
+            expected_frames: AtomicU64::new(0),
+            state: AtomicU8::new(0),
             latency: Mutex::new(Histogram::default()),
+            latency_prom: PromHistogram::default(),
         }
+    }
+
+    pub fn set_state(&self, state: StreamState) {
+        let i = StreamState::ALL
+            .iter()
+            .position(|&s| s == state)
+            .unwrap_or(0);
+        self.state.store(i as u8, Ordering::Relaxed);
+    }
+
+    pub fn state(&self) -> StreamState {
+        StreamState::ALL
+            .get(usize::from(self.state.load(Ordering::Relaxed)))
+            .copied()
+            .unwrap_or(StreamState::Starting)
+    }
+
+    /// The Prometheus latency histogram (decoded → output renamed).
+    pub fn latency_histogram(&self) -> &PromHistogram {
+        &self.latency_prom
     }
 
     pub fn add(counter: &AtomicU64, n: u64) {
@@ -147,6 +247,7 @@ impl Stats {
     /// Records one written frame and its decoded → renamed latency.
     pub fn written(&self, latency: Duration) {
         self.written.fetch_add(1, Ordering::Relaxed);
+        self.latency_prom.record(latency);
         if let Ok(mut h) = self.latency.lock() {
             h.record(latency);
         }
@@ -179,6 +280,8 @@ impl Stats {
             frames_failed: get(&self.failed),
             decode_errors: get(&self.decode_errors),
             reconnects: get(&self.reconnects),
+            queue_depth: get(&self.queue_depth),
+            state: self.state(),
             elapsed_s: round3(elapsed),
             fps: if elapsed > 0.0 {
                 round3(written as f64 / elapsed)
@@ -224,6 +327,9 @@ pub struct StreamStats {
     pub frames_failed: u64,
     pub decode_errors: u64,
     pub reconnects: u64,
+    /// Frames decoded and waiting for a worker, now.
+    pub queue_depth: u64,
+    pub state: StreamState,
     pub elapsed_s: f64,
     pub fps: f64,
     pub latency_ms: LatencyStats,
@@ -344,5 +450,24 @@ mod tests {
         r.write(&p).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
         assert_eq!(v["streams"][0]["dropped"]["drop_oldest"], 1);
+        assert_eq!(v["streams"][0]["state"], "starting");
+    }
+
+    #[test]
+    fn prometheus_buckets_are_cumulative() {
+        let s = Stats::new("cam", "x.mp4");
+        for ms in [0u64, 1, 3, 25, 40, 20_000] {
+            s.written(Duration::from_millis(ms));
+        }
+        let (c, sum) = s.latency_histogram().cumulative();
+        assert_eq!(c[0], 2, "<= 1 ms"); // 0 and 1 ms
+        assert_eq!(c[2], 3, "<= 5 ms");
+        assert_eq!(c[5], 4, "<= 30 ms");
+        assert_eq!(c[6], 5, "<= 50 ms");
+        assert_eq!(c[LATENCY_BUCKETS_S.len() - 1], 5, "<= 10 s");
+        assert_eq!(c[LATENCY_BUCKETS_S.len()], 6, "+Inf");
+        assert!((sum - 20.069).abs() < 1e-9, "{sum}");
+        s.set_state(StreamState::Reconnecting);
+        assert_eq!(s.state(), StreamState::Reconnecting);
     }
 }

@@ -3,3 +3,4 @@
 pub mod atomic;
 pub mod encode;
 pub mod naming;
+pub mod preview;

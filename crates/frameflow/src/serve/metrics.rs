@@ -1,0 +1,209 @@
+//! `/metrics` in the Prometheus text exposition format (version 0.0.4), one series per
+//! stream, labelled `stream="LABEL"`.
+
+use super::Registry;
+use crate::pipeline::stats::{LATENCY_BUCKETS_S, StreamState};
+use crate::sink::preview::Feed;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+/// A label value with `\`, `"` and newlines escaped.
+fn escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+struct Family<'a> {
+    out: &'a mut String,
+}
+
+impl Family<'_> {
+    fn head(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.out, "# HELP {name} {help}");
+        let _ = writeln!(self.out, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &str, value: impl std::fmt::Display) {
+        let _ = writeln!(self.out, "{name}{{{labels}}} {value}");
+    }
+}
+
+/// Renders every stream's counters.
+pub fn render(reg: &Registry) -> String {
+    let mut out = String::with_capacity(4096);
+    let mut f = Family { out: &mut out };
+    let streams: Vec<(String, _)> = reg
+        .streams
+        .iter()
+        .map(|s| (format!("stream=\"{}\"", escape(&s.label)), s))
+        .collect();
+
+    type Get = fn(&crate::pipeline::stats::StreamStats) -> u64;
+    let counters: [(&str, &str, Get); 5] = [
+        (
+            "frameflow_frames_decoded_total",
+            "Frames decoded from the input.",
+            |s| s.frames_decoded,
+        ),
+        (
+            "frameflow_frames_written_total",
+            "Frames written to the output directory (renamed into place).",
+            |s| s.frames_written,
+        ),
+        (
+            "frameflow_frames_failed_total",
+            "Frames that failed in a filter, the encoder or the write.",
+            |s| s.frames_failed,
+        ),
+        (
+            "frameflow_decode_errors_total",
+            "Damaged or undecodable packets and frames met in the input.",
+            |s| s.decode_errors,
+        ),
+        (
+            "frameflow_reconnects_total",
+            "Times a live input was reopened.",
+            |s| s.reconnects,
+        ),
+    ];
+    let snaps: Vec<_> = streams
+        .iter()
+        .map(|(l, s)| (l.as_str(), s.stats.snapshot(), *s))
+        .collect();
+    for (name, help, get) in counters {
+        f.head(name, "counter", help);
+        for (labels, snap, _) in &snaps {
+            f.sample(name, labels, get(snap));
+        }
+    }
+
+    let name = "frameflow_frames_dropped_total";
+    f.head(
+        name,
+        "counter",
+        "Frames dropped on purpose, by reason: the overload policy or sampling.",
+    );
+    for (labels, snap, _) in &snaps {
+        for (reason, n) in [
+            ("drop_oldest", snap.dropped.drop_oldest),
+            ("drop_newest", snap.dropped.drop_newest),
+            ("sampling", snap.dropped.sampling),
+        ] {
+            f.sample(name, &format!("{labels},reason=\"{reason}\""), n);
+        }
+    }
+
+    let name = "frameflow_queue_depth";
+    f.head(name, "gauge", "Decoded frames waiting for a worker.");
+    for (labels, snap, _) in &snaps {
+        f.sample(name, labels, snap.queue_depth);
+    }
+
+    let name = "frameflow_stream_up";
+    f.head(
+        name,
+        "gauge",
+        "1 while the stream is decoding, 0 while starting, reconnecting or ended.",
+    );
+    for (labels, snap, _) in &snaps {
+        f.sample(name, labels, u8::from(snap.state == StreamState::Running));
+    }
+
+    let name = "frameflow_preview_viewers";
+    f.head(name, "gauge", "Clients of /stream.mjpeg, by feed.");
+    for (labels, _, s) in &snaps {
+        for (feed, v) in [("processed", Feed::Processed), ("raw", Feed::Raw)] {
+            f.sample(
+                name,
+                &format!("{labels},feed=\"{feed}\""),
+                s.preview.viewers(v),
+            );
+        }
+    }
+
+    let name = "frameflow_expected_frames";
+    f.head(
+        name,
+        "gauge",
+        "Frames a file input is expected to yield (0 = unknown or live).",
+    );
+    for (labels, _, s) in &snaps {
+        f.sample(
+            name,
+            labels,
+            s.stats.expected_frames.load(Ordering::Relaxed),
+        );
+    }
+
+    let name = "frameflow_frame_latency_seconds";
+    f.head(
+        name,
+        "histogram",
+        "Time from a frame leaving the decoder to its output file being renamed into place.",
+    );
+    for (labels, _, s) in &snaps {
+        let (cum, sum) = s.stats.latency_histogram().cumulative();
+        for (bound, c) in LATENCY_BUCKETS_S.iter().zip(cum.iter()) {
+            f.sample(
+                &format!("{name}_bucket"),
+                &format!("{labels},le=\"{bound}\""),
+                c,
+            );
+        }
+        let total = cum[LATENCY_BUCKETS_S.len()];
+        f.sample(
+            &format!("{name}_bucket"),
+            &format!("{labels},le=\"+Inf\""),
+            total,
+        );
+        f.sample(&format!("{name}_sum"), labels, sum);
+        f.sample(&format!("{name}_count"), labels, total);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::stats::{DropReason, Stats};
+    use crate::serve::StreamView;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn renders_labelled_series() {
+        let stats = Arc::new(Stats::new("cam \"1\"", "x"));
+        Stats::add(&stats.decoded, 7);
+        stats.written(Duration::from_millis(12));
+        stats.dropped(DropReason::DropOldest);
+        let reg = Registry {
+            streams: vec![StreamView {
+                label: "cam \"1\"".into(),
+                filter: "emboss".into(),
+                stats,
+                preview: Arc::default(),
+            }],
+        };
+        let text = render(&reg);
+        assert!(text.contains("frameflow_frames_decoded_total{stream=\"cam \\\"1\\\"\"} 7"));
+        assert!(text.contains("reason=\"drop_oldest\"} 1"));
+        assert!(text.contains(
+            "frameflow_frame_latency_seconds_bucket{stream=\"cam \\\"1\\\"\",le=\"0.01\"} 0"
+        ));
+        assert!(text.contains("le=\"0.02\"} 1"));
+        assert!(text.contains("frameflow_frame_latency_seconds_count{stream=\"cam \\\"1\\\"\"} 1"));
+        // Every sample line is NAME{LABELS} VALUE.
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (_, value) = line.rsplit_once(' ').unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! `--serve ADDR`: a small web server beside the pipeline — the preview page, an MJPEG
+//! stream and snapshots of every stream, its status as JSON, and Prometheus metrics.
+//!
+//! It runs on its own threads (a one-thread tokio runtime, plus tokio's blocking pool for
+//! resizing previews) and only ever reads what the pipeline publishes: the counters in
+//! [`Stats`] and the newest JPEG in each [`Preview`] slot. Nothing here can make a
+//! worker wait; a viewer that reads slowly, or not at all, just gets fewer frames.
+//!
+//! | path | content |
+//! |---|---|
+//! | `/` | the page: processed and raw previews of every stream, stats that update |
+//! | `/stream.mjpeg` | `multipart/x-mixed-replace` JPEGs; `?stream=`, `?raw=1`, `?fps=`, `?width=` |
+//! | `/latest.jpg` | the newest frame; `?stream=`, `?raw=1`, `?width=` |
+//! | `/api/status` | the `--stats-json` document, with each stream's preview viewers |
+//! | `/metrics` | Prometheus text format, labelled by stream |
+
+mod metrics;
+mod scale;
+
+use crate::pipeline::stats::{Report, Stats};
+use crate::sink::preview::{Feed, Preview, PreviewFrame};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use bytes::{BufMut, Bytes, BytesMut};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One stream as the web server sees it.
+#[derive(Debug, Clone)]
+pub struct StreamView {
+    pub label: String,
+    /// The filter chain, as given.
+    pub filter: String,
+    pub stats: Arc<Stats>,
+    pub preview: Arc<Preview>,
+}
+
+/// Everything the server shows.
+#[derive(Debug, Default)]
+pub struct Registry {
+    pub streams: Vec<StreamView>,
+}
+
+impl Registry {
+    fn find(&self, label: Option<&str>) -> Option<&StreamView> {
+        match label {
+            None | Some("") => self.streams.first(),
+            Some(l) => self.streams.iter().find(|s| s.label == l),
+        }
+    }
+
+    /// The `--stats-json` document of every stream, with the preview's viewers added.
+    pub fn status(&self) -> serde_json::Value {
+        let report = Report::new(self.streams.iter().map(|s| s.stats.snapshot()).collect());
+        let mut v = serde_json::to_value(&report).unwrap_or_default();
+        if let Some(list) = v.get_mut("streams").and_then(|s| s.as_array_mut()) {
+            for (entry, s) in list.iter_mut().zip(&self.streams) {
+                if let Some(obj) = entry.as_object_mut() {
+                    obj.insert("filter".into(), s.filter.clone().into());
+                    obj.insert(
+                        "viewers".into(),
+                        serde_json::json!({
+                            "processed": s.preview.viewers(Feed::Processed),
+                            "raw": s.preview.viewers(Feed::Raw),
+                        }),
+                    );
+                    let size = s
+                        .preview
+                        .latest(Feed::Processed)
+                        .map(|f| serde_json::json!([f.width, f.height]));
+                    obj.insert("preview_size".into(), size.unwrap_or_default());
+                }
+            }
+        }
+        v
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("--serve '{addr}': expected PORT, HOST:PORT or [IPv6]:PORT")]
+    BadAddress { addr: String },
+    #[error("--serve {addr}: cannot listen: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("--serve: cannot start the web server thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Parses `--serve`: a bare port binds 127.0.0.1; `HOST:PORT` binds where it says.
+pub fn parse_addr(text: &str) -> Result<SocketAddr, ServeError> {
+    let t = text.trim();
+    let bad = || ServeError::BadAddress {
+        addr: text.to_string(),
+    };
+    if let Ok(port) = t.parse::<u16>() {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    if let Some(port) = t.strip_prefix(':') {
+        let port = port.parse::<u16>().map_err(|_| bad())?;
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    if let Ok(a) = t.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Some((host, port)) = t.rsplit_once(':')
+        && host == "localhost"
+    {
+        let port = port.parse::<u16>().map_err(|_| bad())?;
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    Err(bad())
+}
+
+/// A running server. It lives until the process ends.
+#[derive(Debug)]
+pub struct Server {
+    addr: SocketAddr,
+}
+
+impl Server {
+    /// The address it listens on (with the real port when 0 was asked for).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// Binds `addr` now (so a busy port is an error before any frame is read) and serves
+/// `registry` from a thread of its own.
+pub fn start(addr: SocketAddr, registry: Arc<Registry>) -> Result<Server, ServeError> {
+    let bind_err = |source| ServeError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).map_err(bind_err)?;
+    listener.set_nonblocking(true).map_err(bind_err)?;
+    let local = listener.local_addr().map_err(bind_err)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .thread_name("ff-serve")
+        .max_blocking_threads(2)
+        .build()
+        .map_err(ServeError::Thread)?;
+    std::thread::Builder::new()
+        .name("ff-serve".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!("--serve {local}: {e}");
+                        return;
+                    }
+                };
+                if let Err(e) = axum::serve(listener, router(registry)).await {
+                    tracing::error!("--serve {local}: {e}");
+                }
+            });
+        })
+        .map_err(ServeError::Thread)?;
+    Ok(Server { addr: local })
+}
+
+type AppState = Arc<Registry>;
+
+fn router(registry: AppState) -> Router {
+    Router::new()
+        .route("/", get(page))
+        .route("/stream.mjpeg", get(mjpeg))
+        .route("/latest.jpg", get(latest))
+        .route("/api/status", get(status))
+        .route("/metrics", get(prometheus))
+        .with_state(registry)
+}
+
+const PAGE: &str = include_str!("page.html");
+
+async fn page() -> impl IntoResponse {
+    ([(header::CACHE_CONTROL, "no-store")], Html(PAGE))
+}
+
+async fn status(State(reg): State<AppState>) -> Response {
+    let body = serde_json::to_vec_pretty(&reg.status()).unwrap_or_default();
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn prometheus(State(reg): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics::render(&reg),
+    )
+        .into_response()
+}
+
+/// `?stream=&raw=1&fps=&width=`.
+#[derive(Debug, serde::Deserialize)]
+struct PreviewQuery {
+    stream: Option<String>,
+    raw: Option<String>,
+    fps: Option<f64>,
+    width: Option<u32>,
+}
+
+/// A request that cannot be served: status and a one-line reason.
+struct Reject(StatusCode, String);
+
+impl IntoResponse for Reject {
+    fn into_response(self) -> Response {
+        (self.0, format!("{}\n", self.1)).into_response()
+    }
+}
+
+fn bad_request(msg: &str) -> Reject {
+    Reject(StatusCode::BAD_REQUEST, msg.to_string())
+}
+
+impl PreviewQuery {
+    fn feed(&self) -> Result<Feed, Reject> {
+        match self.raw.as_deref() {
+            None | Some("0" | "false" | "no") => Ok(Feed::Processed),
+            Some("" | "1" | "true" | "yes") => Ok(Feed::Raw),
+            Some(other) => Err(bad_request(&format!("raw: expected 1 or 0, got '{other}'"))),
+        }
+    }
+
+    fn width(&self) -> Result<Option<u32>, Reject> {
+        match self.width {
+            Some(0) => Err(bad_request("width: must be > 0")),
+            Some(w) if w > 16384 => Err(bad_request("width: must be <= 16384")),
+            w => Ok(w),
+        }
+    }
+
+    fn interval(&self) -> Result<Option<Duration>, Reject> {
+        match self.fps {
+            None => Ok(None),
+            Some(f) if f.is_finite() && f > 0.0 => Ok(Some(Duration::from_secs_f64(1.0 / f))),
+            Some(f) => Err(bad_request(&format!("fps: must be > 0, got {f}"))),
+        }
+    }
+
+    fn stream<'a>(&self, reg: &'a Registry) -> Result<&'a StreamView, Reject> {
+        reg.find(self.stream.as_deref()).ok_or_else(|| {
+            let known: Vec<&str> = reg.streams.iter().map(|s| s.label.as_str()).collect();
+            Reject(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "no stream '{}' (streams: {})",
+                    self.stream.as_deref().unwrap_or(""),
+                    known.join(", ")
+                ),
+            )
+        })
+    }
+}
+
+/// How long a viewer's request keeps the pipeline publishing every frame.
+const DEMAND: Duration = Duration::from_secs(2);
+
+async fn latest(State(reg): State<AppState>, Query(q): Query<PreviewQuery>) -> Response {
+    let (view, feed, width) = match (q.stream(&reg), q.feed(), q.width()) {
+        (Ok(v), Ok(f), Ok(w)) => (v, f, w),
+        (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r.into_response(),
+    };
+    view.preview.want(feed, DEMAND);
+    let mut frame = view.preview.latest(feed);
+    if frame.is_none() {
+        // Raw frames are encoded on demand: wait briefly for the next one.
+        let mut rx = view.preview.subscribe(feed);
+        let _ = tokio::time::timeout(Duration::from_secs(3), rx.changed()).await;
+        frame = view.preview.latest(feed);
+    }
+    let Some(frame) = frame else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "no frame yet\n",
+        )
+            .into_response();
+    };
+    let jpeg = match sized(&frame, width).await {
+        Ok(j) => j,
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
+    };
+    let mut resp = (
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        jpeg,
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&frame.seq.to_string()) {
+        resp.headers_mut().insert("x-frameflow-seq", v);
+    }
+    resp
+}
+
+/// The frame's JPEG, scaled down to `width` if it is wider (off the async thread).
+async fn sized(frame: &Arc<PreviewFrame>, width: Option<u32>) -> Result<Bytes, String> {
+    match width {
+        Some(w) if w < frame.width => {
+            let f = frame.clone();
+            tokio::task::spawn_blocking(move || scale::to_width(&f.jpeg, w))
+                .await
+                .map_err(|e| format!("preview scaler: {e}"))?
+        }
+        _ => Ok(frame.jpeg.clone()),
+    }
+}
+
+const BOUNDARY: &str = "frameflow-frame";
+
+async fn mjpeg(State(reg): State<AppState>, Query(q): Query<PreviewQuery>) -> Response {
+    let (view, feed, width, interval) = match (q.stream(&reg), q.feed(), q.width(), q.interval()) {
+        (Ok(v), Ok(f), Ok(w), Ok(i)) => (v, f, w, i),
+        (Err(r), ..) | (_, Err(r), ..) | (_, _, Err(r), _) | (.., Err(r)) => {
+            return r.into_response();
+        }
+    };
+    let preview = view.preview.clone();
+    let mut rx = preview.subscribe(feed);
+    rx.mark_changed(); // the newest frame goes out at once
+    let viewer = Viewer {
+        guard: preview.viewer(feed),
+        preview,
+        rx,
+        feed,
+        width,
+        interval,
+        last_seq: None,
+        last_sent: None,
+    };
+    let body = futures_util::stream::unfold(viewer, |mut v| async move {
+        let part = v.next_part().await?;
+        Some((Ok::<Bytes, std::convert::Infallible>(part), v))
+    });
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                format!("multipart/x-mixed-replace; boundary={BOUNDARY}"),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+/// One `/stream.mjpeg` client.
+struct Viewer {
+    #[allow(dead_code)] // counts the viewer while it lives
+    guard: crate::sink::preview::ViewerGuard,
+    preview: Arc<Preview>,
+    rx: tokio::sync::watch::Receiver<crate::sink::preview::Slot>,
+    feed: Feed,
+    width: Option<u32>,
+    interval: Option<Duration>,
+    last_seq: Option<u64>,
+    last_sent: Option<tokio::time::Instant>,
+}
+
+impl Viewer {
+    /// Waits for the next frame this viewer should get and returns it as one multipart
+    /// part; `None` ends the response (the stream is gone). Only called when the client
+    /// has taken the previous part, so a stuck client stops renewing its demand.
+    async fn next_part(&mut self) -> Option<Bytes> {
+        if let (Some(i), Some(t)) = (self.interval, self.last_sent) {
+            tokio::time::sleep_until(t + i).await;
+        }
+        loop {
+            self.preview.want(self.feed, DEMAND);
+            match tokio::time::timeout(Duration::from_secs(1), self.rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return None,
+                Err(_) => continue, // renew the demand
+            }
+            let Some(frame) = self.rx.borrow_and_update().clone() else {
+                continue;
+            };
+            if self.last_seq == Some(frame.seq) {
+                continue;
+            }
+            let jpeg = match sized(&frame, self.width).await {
+                Ok(j) => j,
+                Err(e) => {
+                    tracing::debug!("preview: {e}");
+                    continue;
+                }
+            };
+            self.last_seq = Some(frame.seq);
+            self.last_sent = Some(tokio::time::Instant::now());
+            let head = format!(
+                "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\nX-Frameflow-Seq: {}\r\n\r\n",
+                jpeg.len(),
+                frame.seq
+            );
+            let mut part = BytesMut::with_capacity(head.len() + jpeg.len() + 2);
+            part.put_slice(head.as_bytes());
+            part.put_slice(&jpeg);
+            part.put_slice(b"\r\n");
+            return Some(part.freeze());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        let a = |s: &str| {
+            parse_addr(s)
+                .map(|a| a.to_string())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(a("8080").unwrap(), "127.0.0.1:8080");
+        assert_eq!(a(":9000").unwrap(), "127.0.0.1:9000");
+        assert_eq!(a("0.0.0.0:80").unwrap(), "0.0.0.0:80");
+        assert_eq!(a("[::1]:81").unwrap(), "[::1]:81");
+        assert_eq!(a("localhost:82").unwrap(), "127.0.0.1:82");
+        assert!(a("web:80").unwrap_err().contains("expected PORT"));
+        assert!(a("70000").is_err());
+    }
+}
