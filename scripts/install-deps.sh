@@ -17,6 +17,7 @@ log() { printf 'install-deps: %s\n' "$*" >&2; }
 # compiler for libwebp-sys. Test/demo: the ffmpeg/ffprobe CLIs and pip for Pillow; the
 # RTSP test server (tests-support/rtsp_server.py, run with /usr/bin/python3) needs
 # python3-gi and gir1.2-gst-rtsp-server-1.0 (which pulls in plugins-bad: openh264enc).
+# The web preview's browser test drives Debian's chromium through chromium-driver.
 APT_PACKAGES=(
   build-essential
   clang libclang-dev pkg-config
@@ -26,6 +27,7 @@ APT_PACKAGES=(
   ffmpeg
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   python3-gi gir1.2-gst-rtsp-server-1.0
+  chromium chromium-driver
   cmake nasm make
   python3 python3-pip
   ca-certificates curl

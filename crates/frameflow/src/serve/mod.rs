@@ -69,6 +69,13 @@ impl Registry {
                             "raw": s.preview.viewers(Feed::Raw),
                         }),
                     );
+                    obj.insert(
+                        "preview_frames".into(),
+                        serde_json::json!({
+                            "processed": s.preview.published(Feed::Processed),
+                            "raw": s.preview.published(Feed::Raw),
+                        }),
+                    );
                     let size = s
                         .preview
                         .latest(Feed::Processed)

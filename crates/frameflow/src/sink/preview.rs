@@ -51,6 +51,8 @@ struct FeedState {
     /// When (ms since `epoch` + 1; 0 = never) the last frame was published.
     last_publish_ms: AtomicU64,
     viewers: AtomicU64,
+    /// Frames put in the slot so far.
+    published: AtomicU64,
 }
 
 impl FeedState {
@@ -60,6 +62,7 @@ impl FeedState {
             wanted_until_ms: AtomicU64::new(0),
             last_publish_ms: AtomicU64::new(0),
             viewers: AtomicU64::new(0),
+            published: AtomicU64::new(0),
         }
     }
 }
@@ -123,6 +126,7 @@ impl Preview {
         let f = self.feed(feed);
         f.last_publish_ms
             .store(self.now_ms() + 1, Ordering::Relaxed);
+        f.published.fetch_add(1, Ordering::Relaxed);
         let frame = Arc::new(frame);
         f.tx.send_if_modified(|slot| {
             if slot.as_ref().is_some_and(|old| old.seq >= frame.seq) {
@@ -150,6 +154,12 @@ impl Preview {
             preview: self.clone(),
             feed,
         }
+    }
+
+    /// Frames of `feed` published so far (encoded for the preview, or copied from the
+    /// output when it is a JPEG).
+    pub fn published(&self, feed: Feed) -> u64 {
+        self.feed(feed).published.load(Ordering::Relaxed)
     }
 
     /// Viewers of `feed` connected now.
