@@ -161,7 +161,7 @@ fn jpeg_size(j: &[u8]) -> (u32, u32) {
         assert_eq!(j[i], 0xFF, "bad marker at {i}");
         let m = j[i + 1];
         let len = usize::from(j[i + 2]) << 8 | usize::from(j[i + 3]);
-        if matches!(m, 0xC0 | 0xC1 | 0xC2) {
+        if (0xC0..=0xC2).contains(&m) {
             let h = u32::from(j[i + 5]) << 8 | u32::from(j[i + 6]);
             let w = u32::from(j[i + 7]) << 8 | u32::from(j[i + 8]);
             return (w, h);
