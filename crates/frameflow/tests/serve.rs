@@ -722,3 +722,95 @@ fn the_page_shows_live_previews_in_chromium() {
     }
     eprintln!("screenshot: {}", shot.display());
 }
+
+/// Without a terminal, `run` logs a status line every 10 s (fps, written, dropped,
+/// reconnects, queue, latency); `-q` turns it off.
+#[test]
+fn status_lines_every_ten_seconds_without_a_terminal() {
+    let dir = tempdir();
+    let clip = live_clip(dir.path(), "cam.ts", 320, 240, 12);
+    let loud = LiveServer::start(&clip, "mpegts", "cam.ts", dir.path());
+    let quiet = LiveServer::start(&clip, "mpegts", "cam.ts", dir.path());
+    let run = |url: &str, out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "-i",
+            url,
+            "-f",
+            "emboss",
+            "--no-reconnect",
+            "--label",
+            "cam",
+            "-o",
+        ];
+        let out = s(&dir.path().join(out));
+        args.push(&out);
+        args.extend_from_slice(extra);
+        frameflow(args, Duration::from_secs(60))
+    };
+    let (a, b) = std::thread::scope(|sc| {
+        let a = sc.spawn(|| run(&loud.url, "a", &[]));
+        let b = sc.spawn(|| run(&quiet.url, "b", &["-q"]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    a.assert_success();
+    b.assert_success();
+    let lines: Vec<&str> = a
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("frameflow: cam: running"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one status line in 12 s:\n{}", a.stderr);
+    for part in [
+        "fps, written ",
+        ", dropped 0",
+        ", reconnects 0",
+        ", queue ",
+        "latency p50 ",
+    ] {
+        assert!(lines[0].contains(part), "{part} in {}", lines[0]);
+    }
+    assert_eq!(b.stderr.trim(), "", "-q prints nothing on success");
+}
+
+/// On a terminal (a pty from util-linux's `script`), a file input gets a progress bar
+/// with frames out of the expected total and an ETA.
+#[test]
+fn a_progress_bar_on_a_terminal() {
+    let dir = tempdir();
+    let clip = dir.path().join("clip.mp4");
+    ffmpeg([
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=1280x720:rate=30",
+        "-t",
+        "20",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-pix_fmt",
+        "yuv420p",
+        &s(&clip),
+    ]);
+    let out = dir.path().join("out");
+    let inner = format!(
+        "{} run -i {} -f emboss -o {} --workers 1",
+        s(&bin()),
+        s(&clip),
+        s(&out)
+    );
+    let mut cmd = Command::new("script");
+    cmd.args(["-qfec", &inner, "/dev/null"])
+        .env("TERM", "xterm");
+    let r = run_with_timeout(&mut cmd, Duration::from_secs(120));
+    assert_eq!(r.code(), Some(0), "{}", r.describe());
+    let screen = r.stdout.replace('\r', "\n");
+    assert!(
+        screen.contains("/600 frames"),
+        "no progress bar in:\n{screen}"
+    );
+    assert!(screen.contains("eta"), "no ETA in:\n{screen}");
+    assert_eq!(list_dir(&out).len(), 600);
+}

@@ -20,6 +20,9 @@ use tokio::sync::watch;
 
 /// Without viewers, processed frames are published at most this often.
 pub const IDLE_INTERVAL: Duration = Duration::from_millis(200);
+/// With viewers, at most this often (40/s): a preview of a 200 fps file run needs no
+/// more, and encoding previews must not eat into the frame path's CPU.
+pub const VIEWER_INTERVAL: Duration = Duration::from_millis(25);
 
 /// Which picture of a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,16 +104,18 @@ impl Preview {
     pub fn due(&self, feed: Feed) -> bool {
         let f = self.feed(feed);
         let now = self.now_ms();
-        if now < f.wanted_until_ms.load(Ordering::Relaxed) {
-            return true;
-        }
-        match feed {
-            Feed::Raw => false,
-            Feed::Processed => match f.last_publish_ms.load(Ordering::Relaxed) {
-                0 => true,
-                last => now.saturating_sub(last - 1) >= IDLE_INTERVAL.as_millis() as u64,
-            },
-        }
+        let since_last = match f.last_publish_ms.load(Ordering::Relaxed) {
+            0 => u64::MAX,
+            last => now.saturating_sub(last - 1),
+        };
+        let interval = if now < f.wanted_until_ms.load(Ordering::Relaxed) {
+            VIEWER_INTERVAL
+        } else if feed == Feed::Processed {
+            IDLE_INTERVAL
+        } else {
+            return false;
+        };
+        since_last >= interval.as_millis() as u64
     }
 
     /// A viewer wants every frame of `feed` for the next `for_how_long`.
