@@ -22,6 +22,17 @@ struct Served {
 }
 
 impl Served {
+    /// `frameflow run -i URL -f emboss -o OUT --no-reconnect --serve 0 EXTRA...`.
+    fn live(url: &str, out: &Path, extra: &[&str]) -> Served {
+        let mut args: Vec<String> = ["run", "-i", url, "-f", "emboss", "-o"]
+            .map(String::from)
+            .to_vec();
+        args.push(s(out));
+        args.extend(["--no-reconnect", "--serve", "0"].map(String::from));
+        args.extend(extra.iter().map(|a| a.to_string()));
+        Served::start(&args)
+    }
+
     fn start(args: &[String]) -> Served {
         let mut child = Command::new(bin())
             .args(args)
@@ -281,20 +292,7 @@ fn every_endpoint_answers_during_a_live_run() {
     let clip = live_clip(dir.path(), "cam.ts", 320, 240, 8);
     let server = LiveServer::start(&clip, "mpegts", "cam.ts", dir.path());
     let out = dir.path().join("out");
-    let run = Served::start(&[
-        "run".into(),
-        "-i".into(),
-        server.url.clone(),
-        "-f".into(),
-        "emboss".into(),
-        "-o".into(),
-        s(&out),
-        "--label".into(),
-        "cam".into(),
-        "--no-reconnect".into(),
-        "--serve".into(),
-        "0".into(),
-    ]);
+    let run = Served::live(&server.url, &out, &["--label", "cam"]);
     let addr = run.addr;
     assert!(
         addr.ip().is_loopback(),
@@ -426,22 +424,11 @@ fn a_stuck_viewer_never_slows_the_pipeline() {
     let stats = dir.path().join("stats.json");
     // `block`: every frame is written whatever the machine's load, so the counts below
     // are exact; a pipeline that waited for a viewer would never finish.
-    let run = Served::start(&[
-        "run".into(),
-        "-i".into(),
-        server.url.clone(),
-        "-f".into(),
-        "emboss".into(),
-        "-o".into(),
-        s(&out),
-        "--no-reconnect".into(),
-        "--overload".into(),
-        "block".into(),
-        "--serve".into(),
-        "0".into(),
-        "--stats-json".into(),
-        s(&stats),
-    ]);
+    let run = Served::live(
+        &server.url,
+        &out,
+        &["--overload", "block", "--stats-json", &s(&stats)],
+    );
     let addr = run.addr;
     // Stuck viewers: connect, ask for every frame of both feeds, never read.
     let mut stuck = Vec::new();

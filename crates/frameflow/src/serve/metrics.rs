@@ -1,7 +1,8 @@
 //! `/metrics` in the Prometheus text exposition format (version 0.0.4), one series per
 //! stream, labelled `stream="LABEL"`.
 
-use super::Registry;
+use super::{Registry, StreamView};
+use crate::pipeline::stats::StreamStats;
 use crate::pipeline::stats::{LATENCY_BUCKETS_S, StreamState};
 use crate::sink::preview::Feed;
 use std::fmt::Write as _;
@@ -46,7 +47,7 @@ pub fn render(reg: &Registry) -> String {
         .map(|s| (format!("stream=\"{}\"", escape(&s.label)), s))
         .collect();
 
-    type Get = fn(&crate::pipeline::stats::StreamStats) -> u64;
+    type Get = fn(&StreamStats) -> u64;
     let counters: [(&str, &str, Get); 5] = [
         (
             "frameflow_frames_decoded_total",
@@ -101,20 +102,29 @@ pub fn render(reg: &Registry) -> String {
         }
     }
 
-    let name = "frameflow_queue_depth";
-    f.head(name, "gauge", "Decoded frames waiting for a worker.");
-    for (labels, snap, _) in &snaps {
-        f.sample(name, labels, snap.queue_depth);
-    }
-
-    let name = "frameflow_stream_up";
-    f.head(
-        name,
-        "gauge",
-        "1 while the stream is decoding, 0 while starting, reconnecting or ended.",
-    );
-    for (labels, snap, _) in &snaps {
-        f.sample(name, labels, u8::from(snap.state == StreamState::Running));
+    type Gauge = fn(&StreamStats, &StreamView) -> u64;
+    let gauges: [(&str, &str, Gauge); 3] = [
+        (
+            "frameflow_queue_depth",
+            "Decoded frames waiting for a worker.",
+            |snap, _| snap.queue_depth,
+        ),
+        (
+            "frameflow_stream_up",
+            "1 while the stream is decoding, 0 while starting, reconnecting or ended.",
+            |snap, _| u64::from(snap.state == StreamState::Running),
+        ),
+        (
+            "frameflow_expected_frames",
+            "Frames a file input is expected to yield (0 = unknown or live).",
+            |_, s| s.stats.expected_frames.load(Ordering::Relaxed),
+        ),
+    ];
+    for (name, help, get) in gauges {
+        f.head(name, "gauge", help);
+        for (labels, snap, s) in &snaps {
+            f.sample(name, labels, get(snap, s));
+        }
     }
 
     let name = "frameflow_preview_viewers";
@@ -127,20 +137,6 @@ pub fn render(reg: &Registry) -> String {
                 s.preview.viewers(v),
             );
         }
-    }
-
-    let name = "frameflow_expected_frames";
-    f.head(
-        name,
-        "gauge",
-        "Frames a file input is expected to yield (0 = unknown or live).",
-    );
-    for (labels, _, s) in &snaps {
-        f.sample(
-            name,
-            labels,
-            s.stats.expected_frames.load(Ordering::Relaxed),
-        );
     }
 
     let name = "frameflow_frame_latency_seconds";
@@ -174,7 +170,6 @@ pub fn render(reg: &Registry) -> String {
 mod tests {
     use super::*;
     use crate::pipeline::stats::{DropReason, Stats};
-    use crate::serve::StreamView;
     use std::sync::Arc;
     use std::time::Duration;
 
