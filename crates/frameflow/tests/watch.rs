@@ -444,3 +444,269 @@ fn sigkill_and_restart_during_a_backlog() {
     assert!(files(&inp.join("failed")).is_empty(), "{}", fin.describe());
     assert_eq!(check_images_load(&out), N);
 }
+
+/// Relative paths of the non-hidden regular files under `dir`, recursively, sorted.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(sub) = stack.pop() {
+        for name in list_dir(&dir.join(&sub)) {
+            if name.starts_with('.') {
+                continue;
+            }
+            let rel = sub.join(&name);
+            let abs = dir.join(&rel);
+            if abs.is_dir() {
+                stack.push(rel);
+            } else if abs.is_file() {
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn recursive_keeps_subdirectories() {
+    let t = tempdir();
+    let (inp, out, src) = (
+        t.path().join("in"),
+        t.path().join("out"),
+        t.path().join("src"),
+    );
+    make_images(&src, "r%02d.png", 4, 96, 64);
+    let layout = [
+        ("r01.png", "top.png"),
+        ("r02.png", "cam1/a.png"),
+        ("r03.png", "cam2/sub/b.png"),
+        ("r04.png", "cam2/sub/c.png"),
+    ];
+    for (from, to) in layout {
+        let dest = inp.join(to);
+        fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        fs::copy(src.join(from), &dest).unwrap();
+    }
+    // Not inputs: hidden directories, and (non-recursive run) anything below DIR.
+    fs::create_dir_all(inp.join(".hidden")).unwrap();
+    fs::copy(src.join("r01.png"), inp.join(".hidden/h.png")).unwrap();
+    // A bad file: its failed/ copy lives inside DIR and must not be taken as an input.
+    fs::create_dir_all(inp.join("cam1")).unwrap();
+    fs::write(inp.join("cam1/bad.png"), b"not a png").unwrap();
+
+    let base = |recursive: bool| {
+        let mut a = vec![
+            os("watch"),
+            inp.as_os_str(),
+            os("-f"),
+            os("emboss"),
+            os("-o"),
+            out.as_os_str(),
+            os("--once"),
+        ];
+        if recursive {
+            a.push(os("--recursive"));
+        }
+        a
+    };
+
+    // Without --recursive only the top level is looked at.
+    let flat = frameflow(base(false), Duration::from_secs(60));
+    flat.assert_success();
+    assert_eq!(tree(&out), ["top.png"], "{}", flat.describe());
+    assert!(inp.join("cam1/a.png").exists() && inp.join("cam2/sub/c.png").exists());
+
+    let rec = frameflow(base(true), Duration::from_secs(60));
+    rec.assert_code(1); // cam1/bad.png failed
+    assert_eq!(
+        tree(&out),
+        ["cam1/a.png", "cam2/sub/b.png", "cam2/sub/c.png", "top.png"],
+        "outputs keep their subdirectory\n{}",
+        rec.describe()
+    );
+    assert_eq!(
+        tree(&inp),
+        [".hidden/h.png", "failed/cam1/bad.png"]
+            .iter()
+            .filter(|p| !p.starts_with('.'))
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+        "inputs deleted, the bad one moved to failed/ under its subdirectory\n{}",
+        rec.describe()
+    );
+    assert!(
+        inp.join(".hidden/h.png").exists(),
+        "hidden directories are not inputs"
+    );
+    for d in [&out, &out.join("cam1"), &out.join("cam2/sub")] {
+        assert_no_temp_files(d);
+    }
+    // Pixels: each output is Pillow's EMBOSS of its input.
+    let (ins, outs) = (t.path().join("cmp-in"), t.path().join("cmp-out"));
+    fs::create_dir_all(&ins).unwrap();
+    fs::create_dir_all(&outs).unwrap();
+    for (from, to) in layout {
+        let flat_name = to.replace('/', "_");
+        fs::copy(src.join(from), ins.join(&flat_name)).unwrap();
+        fs::copy(out.join(to), outs.join(&flat_name)).unwrap();
+    }
+    check_emboss_png(&ins, &outs);
+
+    // A second run finds nothing to do: failed/ (inside DIR) is not rescanned.
+    let again = frameflow(base(true), Duration::from_secs(60));
+    again.assert_success();
+    assert!(
+        again.stderr.contains("wrote 0 file(s)"),
+        "{}",
+        again.describe()
+    );
+    assert!(inp.join("failed/cam1/bad.png").exists());
+
+    // Live: a subdirectory made while watching, a file renamed into it.
+    let w = Watcher::start(
+        &[
+            inp.as_os_str(),
+            os("-f"),
+            os("emboss"),
+            os("-o"),
+            out.as_os_str(),
+            os("--recursive"),
+        ],
+        &t.path().join("watch.log"),
+    );
+    thread::sleep(Duration::from_millis(300));
+    let deep = inp.join("new/deep");
+    fs::create_dir_all(&deep).unwrap();
+    thread::sleep(Duration::from_millis(200));
+    let temp = deep.join("late.png.Q7x2Za");
+    fs::copy(src.join("r02.png"), &temp).unwrap();
+    fs::rename(&temp, deep.join("late.png")).unwrap();
+    // And one in a directory that existed before the watcher started.
+    fs::copy(src.join("r03.png"), inp.join("cam1/late2.png")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(out.join("new/deep/late.png").exists() && out.join("cam1/late2.png").exists())
+        && Instant::now() < deadline
+    {
+        thread::sleep(Duration::from_millis(50));
+    }
+    let (code, log) = w.stop();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        out.join("new/deep/late.png").is_file(),
+        "{log}\n{:?}",
+        tree(&out)
+    );
+    assert!(
+        out.join("cam1/late2.png").is_file(),
+        "{log}\n{:?}",
+        tree(&out)
+    );
+    assert!(!deep.join("late.png").exists() && !inp.join("cam1/late2.png").exists());
+    assert_no_temp_files(&out.join("new/deep"));
+}
+
+/// The crash point the exactly-once guarantee hinges on: the output is durably in place
+/// but its input not yet deleted / moved / marked done. A debug-build-only hook
+/// (`FRAMEFLOW_TEST_KILL_AFTER_COMMIT=N`, see `watch/worker.rs`) SIGKILLs the process
+/// right there, after the N-th output; the restart must dispose of that input without a
+/// second output, for every disposal mode.
+#[test]
+fn kill_between_output_and_disposal() {
+    if !cfg!(debug_assertions) {
+        eprintln!("skipped: the crash hook exists in debug builds only");
+        return;
+    }
+    const N: usize = 6;
+    const KILL_AT: usize = 3;
+    let t = tempdir();
+    let src = t.path().join("src");
+    make_images(&src, "k%02d.jpg", N, 96, 64);
+    let names = files(&src);
+    for mode in ["delete", "done", "keep"] {
+        let root = t.path().join(mode);
+        let (inp, out, done) = (root.join("in"), root.join("out"), root.join("done"));
+        fs::create_dir_all(&inp).unwrap();
+        for n in &names {
+            fs::copy(src.join(n), inp.join(n)).unwrap();
+        }
+        let mut args = vec![
+            os("watch"),
+            inp.as_os_str(),
+            os("-f"),
+            os("emboss"),
+            os("-o"),
+            out.as_os_str(),
+            os("--once"),
+            os("--workers"),
+            os("1"),
+        ];
+        match mode {
+            "done" => args.extend([os("--done"), done.as_os_str()]),
+            "keep" => args.push(os("--keep-input")),
+            _ => {}
+        }
+        let mut cmd = Command::new(bin());
+        cmd.args(&args)
+            .env("FRAMEFLOW_TEST_KILL_AFTER_COMMIT", KILL_AT.to_string());
+        let crashed = run_with_timeout(&mut cmd, Duration::from_secs(60));
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            crashed.status.and_then(|s| s.signal()),
+            Some(libc::SIGKILL),
+            "{mode}: the hook kills the process\n{}",
+            crashed.describe()
+        );
+        let outs = files(&out);
+        assert!(
+            outs.len() >= KILL_AT && outs.iter().all(|o| names.contains(o)),
+            "{mode}: outputs at the crash {outs:?}"
+        );
+        if mode != "keep" {
+            // At least the KILL_AT-th input is still there although its output is.
+            let both: Vec<_> = outs.iter().filter(|o| inp.join(o).exists()).collect();
+            assert!(
+                !both.is_empty(),
+                "{mode}: no input left with its output: {outs:?}, inputs {:?}",
+                files(&inp)
+            );
+        }
+        let mut restart = Command::new(bin());
+        restart.args(&args);
+        let fin = run_with_timeout(&mut restart, Duration::from_secs(60));
+        fin.assert_success();
+        assert_eq!(
+            files(&out),
+            names,
+            "{mode}: exactly one output per input, no -1 variants\n{}",
+            fin.describe()
+        );
+        assert_no_temp_files(&out);
+        match mode {
+            "delete" => assert!(files(&inp).is_empty(), "{:?}", files(&inp)),
+            "done" => {
+                assert!(files(&inp).is_empty(), "{:?}", files(&inp));
+                assert_eq!(files(&done), names, "{}", fin.describe());
+            }
+            _ => assert_eq!(files(&inp), names),
+        }
+        if mode != "keep" {
+            assert!(
+                fin.stderr.contains("finished from an earlier run"),
+                "{mode}: the restart recognised the output made before the kill\n{}",
+                fin.describe()
+            );
+        }
+        assert_eq!(check_images_load(&out), N);
+        // And nothing more to do afterwards.
+        let mut third = Command::new(bin());
+        third.args(&args);
+        let again = run_with_timeout(&mut third, Duration::from_secs(60));
+        again.assert_success();
+        assert!(
+            again.stderr.contains("wrote 0 file(s)"),
+            "{}",
+            again.describe()
+        );
+        assert_eq!(files(&out), names);
+    }
+}

@@ -86,6 +86,19 @@ impl AtomicDir {
     /// Writes `bytes` under a temporary name next to `rel` (a relative path from a
     /// validated template). Creates parent directories as needed.
     pub fn write_temp(&self, rel: &str, bytes: &[u8]) -> Result<TempFile, WriteError> {
+        self.write_temp_then(rel, bytes, |_| Ok(()))
+    }
+
+    /// Like [`AtomicDir::write_temp`], and runs `finish` on the still open file after the
+    /// bytes are written (and before this directory's own sync, if it syncs): the hot
+    /// folder sets its mark (the mtime) and syncs there, without opening the file again.
+    /// When `finish` fails the temporary file is removed.
+    pub fn write_temp_then(
+        &self,
+        rel: &str,
+        bytes: &[u8],
+        finish: impl FnOnce(&File) -> io::Result<()>,
+    ) -> Result<TempFile, WriteError> {
         let final_path = self.root.join(rel);
         let parent = final_path.parent().unwrap_or(&self.root).to_path_buf();
         let file_name = final_path
@@ -109,6 +122,7 @@ impl AtomicDir {
                 other => other?,
             };
             f.write_all(bytes)?;
+            finish(&f)?;
             if self.fsync {
                 f.sync_all()?;
             }

@@ -138,9 +138,13 @@ impl Encoder {
                 mode: img.mode.name(),
             });
         }
+        if format == ImageFormat::Jpeg {
+            let n = self.encode_jpeg(img)?;
+            return Ok(&self.out[..n]);
+        }
         self.out.clear();
         match format {
-            ImageFormat::Jpeg => self.encode_jpeg(img)?,
+            ImageFormat::Jpeg => {}
             ImageFormat::Png => self.encode_png(img)?,
             ImageFormat::Webp => self.encode_webp(img)?,
             ImageFormat::Bmp => encode_bmp(img, &mut self.out)?,
@@ -149,7 +153,9 @@ impl Encoder {
         Ok(&self.out)
     }
 
-    fn encode_jpeg(&mut self, img: ImageRef<'_>) -> Result<(), EncodeError> {
+    /// Encodes into `self.out`, which keeps its length (libjpeg-turbo's worst case) between
+    /// frames so that it is not zeroed again each time; returns the JPEG's length.
+    fn encode_jpeg(&mut self, img: ImageRef<'_>) -> Result<usize, EncodeError> {
         let Some(c) = self.jpeg.as_mut() else {
             // Constructed for another format: cannot happen through `new`, but stay total.
             return Err(EncodeError::Jpeg(turbojpeg::Error::Null));
@@ -166,7 +172,9 @@ impl Encoder {
         let (w, h) = (img.width as usize, img.height as usize);
         let need = c.buf_len(w, h)?;
         if self.out.len() < need {
-            self.out.resize(need, 0);
+            // Zeroed by the allocator (fresh pages, faulted in only where written): the
+            // worst-case bound is several times the usual JPEG.
+            self.out = vec![0; need];
         }
         let n = c.compress_to_slice(
             turbojpeg::Image {
@@ -178,8 +186,7 @@ impl Encoder {
             },
             &mut self.out,
         )?;
-        self.out.truncate(n);
-        Ok(())
+        Ok(n)
     }
 
     fn encode_png(&mut self, img: ImageRef<'_>) -> Result<(), EncodeError> {

@@ -90,14 +90,109 @@ pub fn read_image(path: &Path) -> Result<ImageBuf, StillError> {
 
 /// Decodes an image held in memory; `path` is only used in messages.
 pub fn decode_image(path: &Path, data: &[u8]) -> Result<ImageBuf, StillError> {
-    if data.is_empty() {
-        return Err(StillError::Empty {
-            path: path.to_path_buf(),
-        });
+    let mut out = ImageBuf::default();
+    StillDecoder::new().decode_into(path, data, &mut out)?;
+    Ok(out)
+}
+
+/// A decoder for one thread that decodes image after image into the caller's buffer: it
+/// keeps its libjpeg-turbo handle, and a JPEG is decompressed straight into `out`, which
+/// keeps its capacity, so a stream of same-sized JPEGs allocates nothing per image.
+/// Pixels are exactly those of [`decode_image`] (same library, same settings).
+#[derive(Default)]
+pub struct StillDecoder {
+    jpeg: Option<turbojpeg::Decompressor>,
+}
+
+impl StillDecoder {
+    pub fn new() -> StillDecoder {
+        StillDecoder::default()
     }
-    let format = StillFormat::sniff(data).ok_or_else(|| StillError::UnknownFormat {
-        path: path.to_path_buf(),
-    })?;
+
+    /// Decodes `data` into `out` (reshaped to the image). On error `out`'s contents are
+    /// unspecified. `path` is only used in messages.
+    pub fn decode_into(
+        &mut self,
+        path: &Path,
+        data: &[u8],
+        out: &mut ImageBuf,
+    ) -> Result<(), StillError> {
+        if data.is_empty() {
+            return Err(StillError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        let format = StillFormat::sniff(data).ok_or_else(|| StillError::UnknownFormat {
+            path: path.to_path_buf(),
+        })?;
+        if format == StillFormat::Jpeg {
+            let res = self.decode_jpeg(path, data, out);
+            if res.is_err() {
+                // A fresh handle for the next image: nothing of a failed one is kept.
+                self.jpeg = None;
+            }
+            return res;
+        }
+        *out = decode_other(path, data, format)?;
+        Ok(())
+    }
+
+    fn decode_jpeg(
+        &mut self,
+        path: &Path,
+        data: &[u8],
+        out: &mut ImageBuf,
+    ) -> Result<(), StillError> {
+        let err = |reason: String| StillError::Decode {
+            path: path.to_path_buf(),
+            format: StillFormat::Jpeg.name(),
+            reason,
+        };
+        let d = match &mut self.jpeg {
+            Some(d) => d,
+            slot @ None => {
+                slot.insert(turbojpeg::Decompressor::new().map_err(|e| err(e.to_string()))?)
+            }
+        };
+        let header = d.read_header(data).map_err(|e| err(e.to_string()))?;
+        let (mode, pf) = match header.colorspace {
+            turbojpeg::Colorspace::Gray => (Mode::L, turbojpeg::PixelFormat::GRAY),
+            turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK => {
+                return Err(StillError::Mode {
+                    path: path.to_path_buf(),
+                    mode: "CMYK".into(),
+                });
+            }
+            _ => (Mode::Rgb, turbojpeg::PixelFormat::RGB),
+        };
+        let (w, h) = (header.width, header.height);
+        let (Ok(w32), Ok(h32)) = (u32::try_from(w), u32::try_from(h)) else {
+            return Err(err(format!("image of {w}x{h} is too large")));
+        };
+        if w.checked_mul(h)
+            .and_then(|n| n.checked_mul(mode.channels()))
+            .is_none()
+        {
+            return Err(err(format!("image of {w}x{h} is too large")));
+        }
+        out.reshape(w32, h32, mode);
+        let pitch = out.stride();
+        d.decompress(
+            data,
+            turbojpeg::Image {
+                pixels: out.data_mut(),
+                width: w,
+                pitch,
+                height: h,
+                format: pf,
+            },
+        )
+        .map_err(|e| err(e.to_string()))
+    }
+}
+
+/// PNG, WebP, BMP and PPM: decoded into a new buffer.
+fn decode_other(path: &Path, data: &[u8], format: StillFormat) -> Result<ImageBuf, StillError> {
     let err = |reason: String| StillError::Decode {
         path: path.to_path_buf(),
         format: format.name(),
@@ -112,30 +207,9 @@ pub fn decode_image(path: &Path, data: &[u8]) -> Result<ImageBuf, StillError> {
     };
     match format {
         StillFormat::Jpeg => {
-            let mut d = turbojpeg::Decompressor::new().map_err(|e| err(e.to_string()))?;
-            let header = d.read_header(data).map_err(|e| err(e.to_string()))?;
-            let (mode, pf) = match header.colorspace {
-                turbojpeg::Colorspace::Gray => (Mode::L, turbojpeg::PixelFormat::GRAY),
-                turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK => {
-                    return Err(mode_err("CMYK"));
-                }
-                _ => (Mode::Rgb, turbojpeg::PixelFormat::RGB),
-            };
-            let (w, h) = (header.width, header.height);
-            let pitch = w * mode.channels();
-            let mut pixels = vec![0u8; pitch * h];
-            d.decompress(
-                data,
-                turbojpeg::Image {
-                    pixels: pixels.as_mut_slice(),
-                    width: w,
-                    pitch,
-                    height: h,
-                    format: pf,
-                },
-            )
-            .map_err(|e| err(e.to_string()))?;
-            build(w as u32, h as u32, mode, pixels)
+            let mut out = ImageBuf::default();
+            StillDecoder::new().decode_jpeg(path, data, &mut out)?;
+            Ok(out)
         }
         StillFormat::Png => {
             let mut dec = png::Decoder::new(std::io::Cursor::new(data));
@@ -227,6 +301,38 @@ mod tests {
             decode_image(p, &[0xFF, 0xD8, 0xFF, 0xE0, 0, 1]),
             Err(StillError::Decode { .. })
         ));
+    }
+
+    fn jpeg(w: usize, h: usize, seed: u8) -> Vec<u8> {
+        let pixels: Vec<u8> = (0..w * h * 3)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect();
+        let mut c = turbojpeg::Compressor::new().unwrap();
+        c.set_quality(85).unwrap();
+        c.compress_to_vec(turbojpeg::Image {
+            pixels: pixels.as_slice(),
+            width: w,
+            pitch: w * 3,
+            height: h,
+            format: turbojpeg::PixelFormat::RGB,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn reused_decoder_gives_the_same_pixels() {
+        let p = Path::new("x.jpg");
+        let (a, b) = (jpeg(37, 21, 1), jpeg(16, 40, 9));
+        let mut d = StillDecoder::new();
+        let mut out = ImageBuf::default();
+        for data in [&a, &b, &a] {
+            d.decode_into(p, data, &mut out).unwrap();
+            assert_eq!(out, decode_image(p, data).unwrap());
+        }
+        // A failed image leaves the decoder usable.
+        assert!(d.decode_into(p, &a[..20], &mut out).is_err());
+        d.decode_into(p, &b, &mut out).unwrap();
+        assert_eq!(out, decode_image(p, &b).unwrap());
     }
 
     #[test]

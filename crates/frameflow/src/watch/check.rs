@@ -1,6 +1,6 @@
 //! Which names are inputs, and whether an input file is complete.
 
-use crate::source::still::{self, StillFormat};
+use crate::source::still::{self, StillDecoder, StillFormat};
 use frameflow_filters::ImageBuf;
 use std::path::Path;
 
@@ -28,8 +28,14 @@ pub fn is_ignored_name(name: &str) -> bool {
 
 /// Checks that `data` is a whole image file, strictly: a JPEG must end with its EOI
 /// marker (FF D9, trailing zero padding allowed), a PNG must hold its IEND chunk, a WebP
-/// or BMP must be as long as its header says; and the image must decode.
-pub fn complete_image(path: &Path, data: &[u8]) -> Result<ImageBuf, String> {
+/// or BMP must be as long as its header says; and the image must decode. The image is
+/// decoded into `out` (the bytes already read: the file is read once, decoded once).
+pub fn complete_image(
+    path: &Path,
+    data: &[u8],
+    decoder: &mut StillDecoder,
+    out: &mut ImageBuf,
+) -> Result<(), String> {
     if data.is_empty() {
         return Err("empty file".into());
     }
@@ -69,7 +75,7 @@ pub fn complete_image(path: &Path, data: &[u8]) -> Result<ImageBuf, String> {
         }
         StillFormat::Pnm => {}
     }
-    still::decode_image(path, data).map_err(|e| match e {
+    decoder.decode_into(path, data, out).map_err(|e| match e {
         still::StillError::Decode { format, reason, .. } => format!("{format} decoder: {reason}"),
         other => {
             let s = other.to_string();
@@ -108,6 +114,15 @@ mod tests {
         ] {
             assert!(!is_ignored_name(n), "{n}");
         }
+    }
+
+    fn complete_image(path: &Path, data: &[u8]) -> Result<(), String> {
+        super::complete_image(
+            path,
+            data,
+            &mut StillDecoder::new(),
+            &mut ImageBuf::default(),
+        )
     }
 
     #[test]

@@ -54,9 +54,9 @@ pub fn is_output_of(out: &fs::Metadata, input_mtime: SystemTime) -> bool {
     out.mtime_nsec() == 0 && secs(m).is_some() && secs(m) == secs(input_mtime)
 }
 
-/// Sets the mark on a finished temporary output and makes data and metadata durable.
-pub fn mark_and_sync(temp: &Path, input_mtime: SystemTime) -> io::Result<()> {
-    let f = fs::OpenOptions::new().write(true).open(temp)?;
+/// Sets the mark on a finished temporary output (still open, all bytes written) and makes
+/// data and metadata durable.
+pub fn mark_and_sync(f: &File, input_mtime: SystemTime) -> io::Result<()> {
     f.set_modified(input_mtime)?;
     f.sync_all()
 }

@@ -25,7 +25,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use worker::{Existing, Outcome, Sig, Worker};
+use worker::{Existing, Outcome, Pending, Recycler, Sig, Step, Worker, Writer};
 
 /// Most names tracked in memory at once (queued, in flight, waiting for a retry).
 pub const MAX_TRACKED: usize = 4096;
@@ -367,25 +367,41 @@ pub fn watch(
         let w = start_watcher(cfg, &dirs.dir, ev_tx, rescan.clone())?;
         (Some(w), ev_rx_real)
     };
+    // Workers decode, filter and encode (CPU); writers write, sync, rename and dispose
+    // (mostly waiting for the disk), so that the cores stay busy while outputs are synced.
     let workers = cfg.workers.max(1);
-    let (job_tx, job_rx) = bounded::<PathBuf>(workers * 2);
-    let (res_tx, res_rx) = bounded::<(PathBuf, Outcome)>(workers * 2 + 1);
+    // Writers mostly wait on fsync; with small images they are the bottleneck, and
+    // concurrent fsyncs share the disk's flushes (measured: 10k small files, 2 writers
+    // 15-17 s, 4 writers 10 s, 8 writers 8-10 s).
+    let writers = (2 * workers).clamp(4, 16);
+    // Jobs queued ahead of the workers: enough to keep them busy while the main thread
+    // rescans a large directory (about 1-2 µs per entry, 15 µs per finished input with
+    // --keep-input), and only names (SIGINT skips the queued ones).
+    let queued = (workers * 8).max(16);
+    let (job_tx, job_rx) = bounded::<PathBuf>(queued);
+    let (write_tx, write_rx) = bounded::<(PathBuf, Box<Pending>)>(writers);
+    let (res_tx, res_rx) = bounded::<(PathBuf, Outcome)>(queued + workers + 2 * writers + 1);
+    let recycled = Recycler::new(workers + 2 * writers + 1);
     std::thread::scope(|scope| {
         for i in 0..workers {
             let job_rx = job_rx.clone();
             let res_tx = res_tx.clone();
-            let (stage, commit, stats) = (&stage, &commit, &stats);
+            let write_tx = write_tx.clone();
+            let (stats, recycled) = (&stats, &recycled);
             let stop = &control.stop;
             let spawned = std::thread::Builder::new()
                 .name(format!("ff-watch-{i}"))
                 .spawn_scoped(scope, move || {
-                    let mut w = Worker::new(cfg, stage, commit, stats);
+                    let mut w = Worker::new(cfg, stats, recycled);
                     for rel in job_rx {
                         if stop.load(Ordering::Relaxed) {
                             continue;
                         }
-                        let out = w.process(&rel);
-                        if res_tx.send((rel, out)).is_err() {
+                        let sent = match w.process(&rel) {
+                            Step::Done(out) => res_tx.send((rel, out)).is_ok(),
+                            Step::Write(p) => write_tx.send((rel, p)).is_ok(),
+                        };
+                        if !sent {
                             break;
                         }
                     }
@@ -394,6 +410,27 @@ pub fn watch(
                 return Err(WatchError::Workers);
             }
         }
+        drop(write_tx);
+        for i in 0..writers {
+            let write_rx = write_rx.clone();
+            let res_tx = res_tx.clone();
+            let (stage, commit, stats, recycled) = (&stage, &commit, &stats, &recycled);
+            let spawned = std::thread::Builder::new()
+                .name(format!("ff-write-{i}"))
+                .spawn_scoped(scope, move || {
+                    let w = Writer::new(cfg, stage, commit, stats, recycled);
+                    // Every encoded output is written, stopping or not: it is in flight.
+                    for (rel, p) in write_rx {
+                        if res_tx.send((rel, w.finish(p))).is_err() {
+                            break;
+                        }
+                    }
+                });
+            if spawned.is_err() {
+                return Err(WatchError::Workers);
+            }
+        }
+        drop(write_rx);
         drop(res_tx);
         let mut main = MainLoop {
             cfg,

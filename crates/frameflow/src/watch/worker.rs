@@ -8,8 +8,9 @@ use crate::pipeline::stats::Stats;
 use crate::sink::atomic::{AtomicDir, Replace, WriteError};
 use crate::sink::encode::{EncoderSet, ImageFormat};
 use crate::sink::naming::NameValues;
-use crate::source::still::StillFormat;
-use frameflow_filters::{ImageRef, Scratch};
+use crate::source::still::{StillDecoder, StillFormat};
+use crossbeam_channel::{Receiver, Sender, bounded};
+use frameflow_filters::{ImageBuf, Scratch};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -55,13 +56,72 @@ pub enum StepError {
     Write { path: PathBuf, source: WriteError },
 }
 
+/// The compute half of one input: read, recognise an earlier output, check, decode,
+/// filter, encode. One per worker thread; it keeps its buffers (file bytes, decoded
+/// image, filter scratch, encoder output) and its libjpeg-turbo handles between inputs,
+/// so a stream of same-sized images allocates nothing per image.
 pub struct Worker<'a> {
+    cfg: &'a WatchConfig,
+    stats: &'a Stats,
+    scratch: Scratch,
+    encoders: EncoderSet,
+    decoder: StillDecoder,
+    data: Vec<u8>,
+    img: ImageBuf,
+    recycled: &'a Recycler,
+}
+
+/// What the worker hands on.
+pub enum Step {
+    /// Nothing to write: the outcome is final.
+    Done(Outcome),
+    /// An encoded output for a [`Writer`] to put durably in place.
+    Write(Box<Pending>),
+}
+
+/// An encoded output waiting to be written, and what is needed to dispose of its input.
+pub struct Pending {
+    path: PathBuf,
+    rel: PathBuf,
+    meta: fs::Metadata,
+    out_rel: String,
+    first_free: u32,
+    bytes: Vec<u8>,
+    mtime: SystemTime,
+    started: Instant,
+}
+
+/// Output byte buffers handed back by the writers for the workers to fill again.
+pub struct Recycler {
+    tx: Sender<Vec<u8>>,
+    rx: Receiver<Vec<u8>>,
+}
+
+impl Recycler {
+    pub fn new(capacity: usize) -> Recycler {
+        let (tx, rx) = bounded(capacity.max(1));
+        Recycler { tx, rx }
+    }
+
+    fn take(&self) -> Vec<u8> {
+        self.rx.try_recv().unwrap_or_default()
+    }
+
+    fn give(&self, mut v: Vec<u8>) {
+        v.clear();
+        let _ = self.tx.try_send(v);
+    }
+}
+
+/// The I/O half of one input: temp file, mark, fsync, rename, fsync of the directory,
+/// then disposal of the input. Runs on its own threads, so that workers keep the cores
+/// busy while outputs are synced.
+pub struct Writer<'a> {
     cfg: &'a WatchConfig,
     stage: &'a AtomicDir,
     commit: &'a AtomicDir,
     stats: &'a Stats,
-    scratch: Scratch,
-    encoders: EncoderSet,
+    recycled: &'a Recycler,
 }
 
 /// The output format for an input whose first bytes are `head`.
@@ -137,94 +197,123 @@ pub fn read_head(path: &Path) -> io::Result<Vec<u8>> {
 }
 
 impl<'a> Worker<'a> {
-    pub fn new(
-        cfg: &'a WatchConfig,
-        stage: &'a AtomicDir,
-        commit: &'a AtomicDir,
-        stats: &'a Stats,
-    ) -> Self {
+    pub fn new(cfg: &'a WatchConfig, stats: &'a Stats, recycled: &'a Recycler) -> Self {
         Worker {
             cfg,
-            stage,
-            commit,
             stats,
             scratch: Scratch::default(),
             encoders: EncoderSet::new(cfg.quality),
+            decoder: StillDecoder::new(),
+            data: Vec::new(),
+            img: ImageBuf::default(),
+            recycled,
         }
     }
 
-    pub fn process(&mut self, rel: &Path) -> Outcome {
+    pub fn process(&mut self, rel: &Path) -> Step {
         let cfg = self.cfg;
         let path = cfg.dir.join(rel);
         let started = Instant::now();
         let mut file = match fs::File::open(&path) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Outcome::Vanished,
-            Err(e) => return Outcome::Stuck(format!("cannot open: {e}")),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Step::Done(Outcome::Vanished),
+            Err(e) => return Step::Done(Outcome::Stuck(format!("cannot open: {e}"))),
         };
-        let mut data = Vec::new();
-        let read = file.read_to_end(&mut data).and_then(|_| file.metadata());
+        self.data.clear();
+        let read = file
+            .read_to_end(&mut self.data)
+            .and_then(|_| file.metadata());
         let meta = match read {
             Ok(m) => m,
-            Err(e) => return Outcome::Stuck(format!("cannot read: {e}")),
+            Err(e) => return Step::Done(Outcome::Stuck(format!("cannot read: {e}"))),
         };
         if !meta.is_file() {
-            return Outcome::Vanished;
+            return Step::Done(Outcome::Vanished);
         }
         let mtime = match meta.modified() {
             Ok(t) => t,
-            Err(e) => return Outcome::Stuck(format!("no modification time: {e}")),
+            Err(e) => {
+                return Step::Done(Outcome::Stuck(format!("no modification time: {e}")));
+            }
         };
-        let format = output_format(cfg, &data);
+        let format = output_format(cfg, &self.data);
         let out_rel = output_rel(cfg, rel, format);
         let first_free = match find_existing(&cfg.out_dir, &out_rel, mtime) {
             Existing::Done(out) => {
-                return match self.dispose(&path, rel, &meta) {
+                return Step::Done(match dispose(cfg, &path, rel, &meta) {
                     Ok(true) => Outcome::AlreadyDone(out),
                     Ok(false) => Outcome::Replaced,
                     Err(e) => Outcome::Stuck(e.to_string()),
-                };
+                });
             }
             Existing::FirstFree(k) => k,
         };
-        let img = match complete_image(&path, &data) {
-            Ok(img) => img,
-            Err(reason) => {
-                return Outcome::Incomplete {
-                    reason,
-                    sig: Some((meta.len(), mtime)),
-                    busy: fsops::open_for_writing_elsewhere(&file),
-                };
-            }
-        };
+        if let Err(reason) = complete_image(&path, &self.data, &mut self.decoder, &mut self.img) {
+            return Step::Done(Outcome::Incomplete {
+                reason,
+                sig: Some((meta.len(), mtime)),
+                busy: fsops::open_for_writing_elsewhere(&file),
+            });
+        }
         drop(file);
         Stats::add(&self.stats.decoded, 1);
-        let bytes = match self.filter_encode(img.as_ref(), format) {
+        let out = match self
+            .cfg
+            .chain
+            .apply(self.img.as_ref(), &mut self.scratch)
+            .map_err(|e| e.to_string())
+            .and_then(|out| self.encoders.encode(format, out).map_err(|e| e.to_string()))
+        {
             Ok(b) => b,
-            Err(reason) => return Outcome::Unusable(reason),
+            Err(reason) => return Step::Done(Outcome::Unusable(reason)),
         };
-        let written = match self.write(&out_rel, first_free, bytes, mtime) {
-            Ok(p) => p,
+        let mut bytes = self.recycled.take();
+        bytes.extend_from_slice(out);
+        Step::Write(Box::new(Pending {
+            path,
+            rel: rel.to_path_buf(),
+            meta,
+            out_rel,
+            first_free,
+            bytes,
+            mtime,
+            started,
+        }))
+    }
+}
+
+impl<'a> Writer<'a> {
+    pub fn new(
+        cfg: &'a WatchConfig,
+        stage: &'a AtomicDir,
+        commit: &'a AtomicDir,
+        stats: &'a Stats,
+        recycled: &'a Recycler,
+    ) -> Self {
+        Writer {
+            cfg,
+            stage,
+            commit,
+            stats,
+            recycled,
+        }
+    }
+
+    /// Puts the output durably in place, then disposes of the input.
+    pub fn finish(&self, p: Box<Pending>) -> Outcome {
+        let res = self.write(&p.out_rel, p.first_free, &p.bytes, p.mtime);
+        self.recycled.give(p.bytes);
+        let written = match res {
+            Ok(w) => w,
             Err(e) => return Outcome::Stuck(e.to_string()),
         };
-        self.stats.written(started.elapsed());
-        match self.dispose(&path, rel, &meta) {
+        self.stats.written(p.started.elapsed());
+        test_hook::after_commit();
+        match dispose(self.cfg, &p.path, &p.rel, &p.meta) {
             Ok(true) => Outcome::Written(written),
             Ok(false) => Outcome::Replaced,
             Err(e) => Outcome::Stuck(format!("output {} written, but: {e}", written.display())),
         }
-    }
-
-    fn filter_encode(&mut self, img: ImageRef<'_>, format: ImageFormat) -> Result<Vec<u8>, String> {
-        let cfg = self.cfg;
-        let out = cfg
-            .chain
-            .apply(img, &mut self.scratch)
-            .map_err(|e| e.to_string())?;
-        self.encoders
-            .encode(format, out)
-            .map(<[u8]>::to_vec)
-            .map_err(|e| e.to_string())
     }
 
     /// Temp file, mark (mtime), fsync, rename without replacing, fsync of the directory.
@@ -232,23 +321,22 @@ impl<'a> Worker<'a> {
         &self,
         out_rel: &str,
         first_free: u32,
-        bytes: Vec<u8>,
+        bytes: &[u8],
         mtime: SystemTime,
     ) -> Result<PathBuf, StepError> {
         let werr = |source| StepError::Write {
             path: self.cfg.out_dir.join(out_rel),
             source,
         };
-        let mut temp = self.stage.write_temp(out_rel, &bytes).map_err(werr)?;
-        if let Err(source) = fsops::mark_and_sync(temp.path(), mtime) {
-            let path = temp.path().to_path_buf();
-            self.stage.discard(temp);
-            return Err(StepError::Io {
-                path,
-                step: "marking and syncing the output",
-                source,
-            });
-        }
+        // The temp file is marked (mtime = the input's) and synced before it is closed.
+        let mut temp = self
+            .stage
+            .write_temp_then(out_rel, bytes, |f| {
+                fsops::mark_and_sync(f, mtime).map_err(|e| {
+                    io::Error::new(e.kind(), format!("marking and syncing the output: {e}"))
+                })
+            })
+            .map_err(werr)?;
         let mut k = first_free;
         loop {
             let (rel, replace) = if self.cfg.overwrite {
@@ -269,30 +357,69 @@ impl<'a> Worker<'a> {
             }
         }
     }
+}
 
-    /// Deletes, moves or keeps the input; false when the name now holds another file.
-    fn dispose(&self, path: &Path, rel: &Path, read: &fs::Metadata) -> Result<bool, StepError> {
-        let ioerr = |step, source| StepError::Io {
-            path: path.to_path_buf(),
-            step,
-            source,
-        };
-        match fs::symlink_metadata(path) {
-            Ok(now) if fsops::same_file(&now, read) => {}
-            Ok(_) => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
-            Err(e) => return Err(ioerr("checking the input before disposal", e)),
-        }
-        match &self.cfg.disposal {
-            Disposal::Keep => Ok(true),
-            Disposal::Delete => match fs::remove_file(path) {
-                Ok(()) => Ok(true),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
-                Err(e) => Err(ioerr("deleting the input", e)),
-            },
-            Disposal::MoveTo(done) => fsops::move_into(path, done, &rel.to_string_lossy())
-                .map(|_| true)
-                .map_err(|e| ioerr("moving the input to --done", e)),
+/// Deletes, moves or keeps the input; false when the name now holds another file.
+fn dispose(
+    cfg: &WatchConfig,
+    path: &Path,
+    rel: &Path,
+    read: &fs::Metadata,
+) -> Result<bool, StepError> {
+    let ioerr = |step, source| StepError::Io {
+        path: path.to_path_buf(),
+        step,
+        source,
+    };
+    match fs::symlink_metadata(path) {
+        Ok(now) if fsops::same_file(&now, read) => {}
+        Ok(_) => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(ioerr("checking the input before disposal", e)),
+    }
+    match &cfg.disposal {
+        Disposal::Keep => Ok(true),
+        Disposal::Delete => match fs::remove_file(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(ioerr("deleting the input", e)),
+        },
+        Disposal::MoveTo(done) => fsops::move_into(path, done, &rel.to_string_lossy())
+            .map(|_| true)
+            .map_err(|e| ioerr("moving the input to --done", e)),
+    }
+}
+
+/// A deterministic crash point for tests, in debug builds only (release builds compile
+/// it to nothing): with `FRAMEFLOW_TEST_KILL_AFTER_COMMIT=N` in the environment, the
+/// process kills itself (SIGKILL: no cleanup, no flush, exactly like `kill -9`) right
+/// after its N-th output is durably in place (marked, synced, renamed, directory synced)
+/// and before that output's input is disposed of: the one moment where a restart must
+/// recognise the output by its mark instead of making a second one.
+/// Used by `tests/watch.rs` (`kill_between_output_and_disposal`).
+mod test_hook {
+    #[cfg(debug_assertions)]
+    pub fn after_commit() {
+        use std::sync::OnceLock;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static LIMIT: OnceLock<Option<u64>> = OnceLock::new();
+        static DONE: AtomicU64 = AtomicU64::new(0);
+        let limit = LIMIT.get_or_init(|| {
+            std::env::var("FRAMEFLOW_TEST_KILL_AFTER_COMMIT")
+                .ok()
+                .and_then(|v| v.parse().ok())
+        });
+        if let Some(n) = *limit
+            && DONE.fetch_add(1, Ordering::SeqCst) + 1 >= n
+        {
+            // SAFETY: kill(2) on our own pid; SIGKILL cannot be caught.
+            unsafe {
+                libc::kill(libc::getpid(), libc::SIGKILL);
+            }
         }
     }
+
+    #[cfg(not(debug_assertions))]
+    #[inline(always)]
+    pub fn after_commit() {}
 }
