@@ -10,38 +10,9 @@ use std::time::Duration;
 const W: u32 = 1920;
 const H: u32 = 1080;
 
-const STEPS: &[&str] = &[
-    "emboss",
-    "contour",
-    "detail",
-    "edge_enhance",
-    "edge_enhance_more",
-    "find_edges",
-    "sharpen",
-    "smooth",
-    "blur",
-    "smooth_more",
-    "kernel=1 2 1 2 4 2 1 2 1",
-    "gaussian_blur=2",
-    "box_blur=2",
-    "unsharp_mask",
-    "median=3",
-    "min=3",
-    "max=3",
-    "mode=3",
-    "grayscale",
-    "invert",
-    "resize=640x360:nearest",
-    "resize=640x360:bilinear",
-    "resize=640x360:bicubic",
-    "resize=640x360:lanczos",
-    "crop=640:360",
-    "rotate=90",
-    "rotate=180",
-    "rotate=270",
-    "flip=h",
-    "flip=v",
-];
+#[path = "common/steps.rs"]
+mod steps;
+use steps::STEPS;
 
 /// A smooth gradient with some pseudo-random texture, deterministic.
 fn frame() -> Vec<u8> {

@@ -13,34 +13,8 @@
 use frameflow_filters::{Chain, ImageRef, Mode, Scratch};
 use std::time::Instant;
 
-const DEFAULT_CHAINS: &[&str] = &[
-    "emboss",
-    "contour",
-    "detail",
-    "edge_enhance",
-    "edge_enhance_more",
-    "find_edges",
-    "sharpen",
-    "smooth",
-    "blur",
-    "smooth_more",
-    "gaussian_blur=2",
-    "box_blur=2",
-    "unsharp_mask",
-    "median=3",
-    "min=3",
-    "max=3",
-    "mode=3",
-    "grayscale",
-    "invert",
-    "resize=640x360:nearest",
-    "resize=640x360:bilinear",
-    "resize=640x360:bicubic",
-    "resize=640x360:lanczos",
-    "crop=640:360",
-    "rotate=90",
-    "flip=h",
-];
+#[path = "../benches/common/steps.rs"]
+mod steps;
 
 fn usage(msg: &str) -> ! {
     eprintln!("bench: {msg}\nusage: bench [--raw FILE --size WxH] [--runs N] [CHAIN...]");
@@ -96,7 +70,7 @@ fn main() {
     };
     let src = ImageRef::new(&data, w, h, w as usize * 3, Mode::Rgb).expect("frame geometry");
     if chains.is_empty() {
-        chains = DEFAULT_CHAINS.iter().map(|s| s.to_string()).collect();
+        chains = steps::STEPS.iter().map(|s| s.to_string()).collect();
     }
     let mut scratch = Scratch::default();
     for spec in chains {

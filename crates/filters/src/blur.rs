@@ -16,6 +16,7 @@
 //! The Gaussian blur is 3 box passes with the radius from Gwosdek et al. computed in
 //! `f32` exactly as `_gaussian_blur_radius` does.
 
+use crate::simd::{self, Level};
 use crate::{ImageBuf, ImageRef};
 
 /// Columns processed together by the vertical pass (accumulators on the stack).
@@ -72,6 +73,7 @@ pub(crate) struct LineBufs {
 
 impl LineBufs {
     /// Loads a row of `c`-byte pixels, padded for radius `r`.
+    #[inline(always)]
     fn load(&mut self, inp: &[u8], c: usize, r: usize) {
         let ext = &mut self.ext;
         ext.clear();
@@ -91,6 +93,7 @@ impl LineBufs {
     /// `x` is `pre[x + 2r + 2] - pre[x + 1]` (in pixels, per channel) and the far pixels are
     /// `ext[x]` and `ext[x + 2r + 2]`; only the prefix sum is sequential, the output loop
     /// is vectorised. Wrapping `u32` arithmetic gives exactly Pillow's sums.
+    #[inline(always)]
     fn blur_into(&mut self, out: &mut [u8], c: usize, p: LineParams) {
         let r = p.radius;
         let ext = &self.ext;
@@ -118,6 +121,7 @@ impl LineBufs {
 }
 
 /// `pre[j + C] = pre[j] + ext[j]` with `pre[..C] = 0` (per-channel running sums).
+#[inline(always)]
 fn prefix_sums<const C: usize>(ext: &[u8], pre: &mut [u32]) {
     let mut acc = [0u32; C];
     for (d, v) in pre[C..].chunks_exact_mut(C).zip(ext.chunks_exact(C)) {
@@ -130,6 +134,7 @@ fn prefix_sums<const C: usize>(ext: &[u8], pre: &mut [u32]) {
 
 /// Vertical line blur of a strip: `h` rows of `sw` bytes, row `y` of the input at
 /// `inp[y * in_stride..]`, of the output at `out[y * out_stride..]`.
+#[inline(always)]
 fn blur_strip(
     inp: &[u8],
     in_stride: usize,
@@ -203,6 +208,22 @@ pub fn box_blur(
         return;
     }
     let p = LineParams::new(radius);
+    simd::run(
+        Level::best(),
+        #[inline(always)]
+        || box_blur_impl(src, dst, p, passes, bufs),
+    )
+}
+
+/// [`box_blur`] with a radius that is not 0 and at least one pass.
+#[inline(always)]
+fn box_blur_impl(
+    src: ImageRef<'_>,
+    dst: &mut ImageBuf,
+    p: LineParams,
+    passes: u32,
+    bufs: &mut BlurBufs,
+) {
     let c = src.mode.channels();
     let rb = src.row_bytes();
     let h = src.height as usize;
@@ -264,14 +285,35 @@ pub fn unsharp_mask(
     if rb == 0 {
         return;
     }
+    // |diff| <= 255, so `diff * percent` fits in i32 (vectorised) for such percents.
+    if percent.unsigned_abs() <= i32::MAX as u32 / 255 {
+        simd::run(
+            Level::best(),
+            #[inline(always)]
+            || sharpen_rows::<i32>(src, dst, percent, threshold),
+        )
+    } else {
+        sharpen_rows::<i64>(src, dst, percent, threshold)
+    }
+}
+
+/// The sharpening step of [`unsharp_mask`] (`dst` holds the blur), in `T` arithmetic.
+#[inline(always)]
+fn sharpen_rows<T>(src: ImageRef<'_>, dst: &mut ImageBuf, percent: i32, threshold: i32)
+where
+    T: From<i32> + TryInto<u8> + Ord + Copy,
+    T: std::ops::Add<Output = T> + std::ops::Mul<Output = T> + std::ops::Div<Output = T>,
+{
+    let rb = src.row_bytes();
+    let (percent, hundred) = (T::from(percent), T::from(100));
+    let (zero, max) = (T::from(0), T::from(255));
     for (y, out) in dst.data_mut().chunks_exact_mut(rb).enumerate() {
         for (o, &i) in out.iter_mut().zip(src.row(y as u32)) {
             let diff = i as i32 - *o as i32;
-            *o = if diff.abs() > threshold {
-                (i as i64 + diff as i64 * percent as i64 / 100).clamp(0, 255) as u8
-            } else {
-                i
-            };
+            let v = T::from(i as i32) + T::from(diff) * percent / hundred;
+            // Always fits after the clamp.
+            let v = v.clamp(zero, max).try_into().unwrap_or(0);
+            *o = if diff.abs() > threshold { v } else { i };
         }
     }
 }

@@ -562,9 +562,9 @@ impl Step {
                     "max" => size * size - 1,
                     _ => size * size / 2,
                 };
-                rank::rank_filter(src, dst, size, rank)
+                rank::rank_filter(src, dst, size, rank, &mut work.rank)
             }
-            &Step::Mode(size) => rank::mode_filter(src, dst, size),
+            &Step::Mode(size) => rank::mode_filter(src, dst, size, &mut work.rank),
             &Step::Crop { w, h, x, y } => {
                 // Centered like ffmpeg's crop: (in - out) / 2, rounded down.
                 let x = x.unwrap_or_else(|| (src.width as i64 - w as i64).div_euclid(2));
@@ -651,6 +651,7 @@ struct Work {
     kernel: kernel::KernelBufs,
     blur: blur::BlurBufs,
     resize: resample::ResizeBufs,
+    rank: rank::RankBufs,
 }
 
 impl Scratch {
@@ -843,6 +844,7 @@ impl fmt::Display for Chain {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::simd::{self, Level};
 
     fn err(spec: &str) -> String {
         Chain::parse(spec).unwrap_err().to_string()
@@ -963,6 +965,7 @@ mod tests {
             "detail,smooth_more,kernel=1 2 3 4 5 6 7 8 9:scale=7,gaussian_blur=2,box_blur=1.5,\
              unsharp_mask,resize=20x9,resize=11x14:lanczos,resize=40x30:nearest,emboss",
             "resize=13x9:bilinear,detail,resize=31x20:nearest",
+            "median=5,min=3,max=5,mode=3,median=3,mode=5,max=3",
         ];
         for mode in [Mode::Rgba, Mode::Rgb] {
             let c = mode.channels();
@@ -979,6 +982,7 @@ mod tests {
                     f.extend(s.work.kernel.fingerprint());
                     f.extend(s.work.blur.fingerprint());
                     f.extend(s.work.resize.fingerprint());
+                    f.extend(s.work.rank.fingerprint());
                     f
                 };
                 let first = chain.apply(src, &mut scratch).unwrap().data.to_vec();
@@ -989,6 +993,53 @@ mod tests {
                 // Same output as with fresh buffers.
                 let fresh = chain.apply(src, &mut Scratch::new()).unwrap().data.to_vec();
                 assert_eq!(fresh, first, "{text} {mode}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_instruction_set_level_gives_the_same_result() {
+        let chains = [
+            "detail",
+            "smooth",
+            "sharpen",
+            "emboss",
+            "smooth_more",
+            "blur",
+            "kernel=1 2 3 4 5 6 7 8 9:scale=7:offset=0.3",
+            "gaussian_blur=2",
+            "box_blur=1.5",
+            "unsharp_mask=2:150:3",
+            "unsharp_mask=1:40:0",
+            "unsharp_mask=3:1000000:1",
+            "median=3",
+            "median=5",
+            "min=3",
+            "max=5",
+            "mode=3",
+            "resize=40x30:bicubic",
+            "resize=50x9:lanczos",
+            "resize=200x40:bilinear",
+            "grayscale",
+        ];
+        for mode in [Mode::L, Mode::Rgb, Mode::Rgba] {
+            let (w, h) = (131, 17);
+            let c = mode.channels();
+            let data: Vec<u8> = (0..(w * h * c))
+                .map(|i| (i * 7919 % 251 + i / 97) as u8)
+                .collect();
+            let src = ImageRef::new(&data, w as u32, h as u32, w * c, mode).unwrap();
+            for text in chains {
+                let chain = Chain::parse(text).unwrap();
+                let run = |level| {
+                    simd::with_level(level, || {
+                        chain.apply(src, &mut Scratch::new()).unwrap().data.to_vec()
+                    })
+                };
+                let base = run(Level::Base);
+                for level in Level::all() {
+                    assert_eq!(run(level), base, "{text} {mode} {level:?}");
+                }
             }
         }
     }

@@ -1,5 +1,6 @@
 //! Per-pixel colour operations: `convert("L")` and `ImageOps.invert`.
 
+use crate::simd::{self, Level};
 use crate::{ImageBuf, ImageRef, Mode};
 
 /// Pillow's `convert("L")`: ITU-R 601-2 luma in 16-bit fixed point,
@@ -15,9 +16,23 @@ pub fn grayscale(src: ImageRef<'_>, dst: &mut ImageBuf) {
     if w == 0 {
         return;
     }
+    simd::run(
+        Level::best(),
+        #[inline(always)]
+        || match c {
+            3 => luma_rows::<3>(src, dst),
+            _ => luma_rows::<4>(src, dst),
+        },
+    )
+}
+
+/// [`grayscale`] of `C`-byte pixels (a constant, so LLVM vectorises the loop).
+#[inline(always)]
+fn luma_rows<const C: usize>(src: ImageRef<'_>, dst: &mut ImageBuf) {
+    let w = src.width as usize;
     for (y, out) in dst.data_mut().chunks_exact_mut(w).enumerate() {
         let row = src.row(y as u32);
-        for (o, p) in out.iter_mut().zip(row.chunks_exact(c)) {
+        for (o, p) in out.iter_mut().zip(row.as_chunks::<C>().0) {
             let v = p[0] as u32 * 19595 + p[1] as u32 * 38470 + p[2] as u32 * 7471 + 0x8000;
             *o = (v >> 16) as u8;
         }

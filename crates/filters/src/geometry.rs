@@ -2,6 +2,9 @@
 
 use crate::{ImageBuf, ImageRef};
 
+/// Source columns per band of the 90° / 270° rotations.
+const ROT_BAND: usize = 32;
+
 /// A lossless rotation or mirror, as Pillow's `Image.Transpose`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transpose {
@@ -56,30 +59,56 @@ pub fn transpose(src: ImageRef<'_>, dst: &mut ImageBuf, t: Transpose) {
     if out_rb == 0 {
         return;
     }
+    match c {
+        1 => transpose_px::<1>(src, dst, t),
+        3 => transpose_px::<3>(src, dst, t),
+        _ => transpose_px::<4>(src, dst, t),
+    }
+}
+
+/// [`transpose`] of `C`-byte pixels (a constant: pixels move as `[u8; C]` values, not
+/// through `memcpy` calls).
+fn transpose_px<const C: usize>(src: ImageRef<'_>, dst: &mut ImageBuf, t: Transpose) {
+    let (w, h) = (src.width as usize, src.height as usize);
+    let out_rb = dst.width() as usize * C;
+    if matches!(t, Transpose::Rotate90 | Transpose::Rotate270) {
+        // Output row j is source column w-1-j (90) or j (270). In bands of ROT_BAND
+        // source columns, each source row is read once per band (cache friendly).
+        let out = dst.data_mut().as_chunks_mut::<C>().0;
+        let rot90 = t == Transpose::Rotate90;
+        for x0 in (0..w).step_by(ROT_BAND) {
+            let x1 = (x0 + ROT_BAND).min(w);
+            for i in 0..h {
+                let sy = if rot90 { i } else { h - 1 - i };
+                let row = &src.row(sy as u32).as_chunks::<C>().0[x0..x1];
+                if rot90 {
+                    for (sx, &p) in (x0..x1).zip(row) {
+                        out[(w - 1 - sx) * h + i] = p;
+                    }
+                } else {
+                    for (sx, &p) in (x0..x1).zip(row) {
+                        out[sx * h + i] = p;
+                    }
+                }
+            }
+        }
+        return;
+    }
     for (j, out) in dst.data_mut().chunks_exact_mut(out_rb).enumerate() {
+        let out = out.as_chunks_mut::<C>().0;
         match t {
-            Transpose::FlipV => out.copy_from_slice(src.row((h - 1 - j) as u32)),
+            Transpose::FlipV => out
+                .as_flattened_mut()
+                .copy_from_slice(src.row((h - 1 - j) as u32)),
             Transpose::FlipH | Transpose::Rotate180 => {
                 let sy = if t == Transpose::FlipH { j } else { h - 1 - j };
-                let row = src.row(sy as u32);
-                for (o, p) in out.chunks_exact_mut(c).zip(row.chunks_exact(c).rev()) {
-                    o.copy_from_slice(p);
+                let row = src.row(sy as u32).as_chunks::<C>().0;
+                for (o, p) in out.iter_mut().zip(row.iter().rev()) {
+                    *o = *p;
                 }
             }
-            // out(i, j) = in(w-1-j, i)
-            Transpose::Rotate90 => {
-                let sx = (w - 1 - j) * c;
-                for (i, o) in out.chunks_exact_mut(c).enumerate() {
-                    o.copy_from_slice(&src.row(i as u32)[sx..sx + c]);
-                }
-            }
-            // out(i, j) = in(j, h-1-i)
-            Transpose::Rotate270 => {
-                let sx = j * c;
-                for (i, o) in out.chunks_exact_mut(c).enumerate() {
-                    o.copy_from_slice(&src.row((h - 1 - i) as u32)[sx..sx + c]);
-                }
-            }
+            // Handled above: out(i, j) = in(w-1-j, i) (90), in(j, h-1-i) (270).
+            Transpose::Rotate90 | Transpose::Rotate270 => unreachable!(),
         }
     }
 }
@@ -108,6 +137,30 @@ mod tests {
             transpose(img().as_ref(), &mut out, t);
             assert_eq!((out.width(), out.height()), (w, h), "{t:?}");
             assert_eq!(out.data(), &want[..], "{t:?}");
+        }
+    }
+
+    #[test]
+    fn rotations_of_wide_multichannel_images() {
+        for mode in [Mode::L, Mode::Rgb, Mode::Rgba] {
+            let (w, h, c) = (70usize, 5usize, mode.channels());
+            let data: Vec<u8> = (0..w * h * c).map(|i| (i * 31 % 251) as u8).collect();
+            let src = ImageBuf::from_vec(w as u32, h as u32, mode, data.clone()).unwrap();
+            let px = |x: usize, y: usize| &data[(y * w + x) * c..][..c];
+            let mut out = ImageBuf::default();
+            for t in [Transpose::Rotate90, Transpose::Rotate270] {
+                transpose(src.as_ref(), &mut out, t);
+                assert_eq!((out.width(), out.height()), (h as u32, w as u32));
+                for j in 0..w {
+                    for i in 0..h {
+                        let want = match t {
+                            Transpose::Rotate90 => px(w - 1 - j, i),
+                            _ => px(j, h - 1 - i),
+                        };
+                        assert_eq!(&out.data()[(j * h + i) * c..][..c], want, "{t:?} {mode}");
+                    }
+                }
+            }
         }
     }
 

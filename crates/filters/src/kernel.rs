@@ -15,7 +15,17 @@
 //! `offset + 0.5` are multiples of `2^-k` and all partial sums stay below `2^24 · 2^-k`,
 //! the `f32` arithmetic is exact, so an equivalent integer path is used (EMBOSS, BLUR,
 //! SHARPEN, FIND_EDGES, CONTOUR, EDGE_ENHANCE, EDGE_ENHANCE_MORE, most user kernels).
+//! SMOOTH (odd scale 13) has an exact integer form too (`Fast3::RingOdd`).
+//!
+//! Every other kernel runs Pillow's `f32` operations themselves, in Pillow's order, one
+//! byte per vector lane (lanes are independent, and Rust never fuses `a * b + c`), so
+//! the result is exact whatever the vector width; the loops are compiled for AVX-512 or
+//! AVX2 when the CPU has them (`crate::simd`). DETAIL (scale 6) has no integer shortcut
+//! keyed by `S = Σ w·p`: its exact value `(S + 3) / 6` is an integer for one sum in six,
+//! and then Pillow's rounding errors send it to either side depending on the individual
+//! pixels, not on `S` (checked on random pixels: every such `S` goes both ways).
 
+use crate::simd::{self, Level};
 use crate::{ImageBuf, ImageRef};
 use std::fmt;
 
@@ -169,6 +179,7 @@ impl Fast3 {
 
     /// One output row interior: `rows[kr]` is the image row kernel row `kr` multiplies,
     /// `out` the bytes `lo..lo + out.len()` of the output row.
+    #[inline(always)]
     fn row(&self, rows: &[&[u8]], lo: usize, c: usize, out: &mut [u8]) {
         let n = out.len();
         // Tap t = 3·kr + kc reads rows[kr] at byte offset (kc - 1)·c.
@@ -516,6 +527,33 @@ impl Kernel {
         integer: bool,
         bufs: &mut KernelBufs,
     ) {
+        self.apply_level(src, dst, integer, bufs, Level::best());
+    }
+
+    /// Same as [`Kernel::apply_with`], compiled for `level` (tests compare levels).
+    fn apply_level(
+        &self,
+        src: ImageRef<'_>,
+        dst: &mut ImageBuf,
+        integer: bool,
+        bufs: &mut KernelBufs,
+        level: Level,
+    ) {
+        simd::run(
+            level,
+            #[inline(always)]
+            || self.apply_impl(src, dst, integer, bufs),
+        )
+    }
+
+    #[inline(always)]
+    fn apply_impl(
+        &self,
+        src: ImageRef<'_>,
+        dst: &mut ImageBuf,
+        integer: bool,
+        bufs: &mut KernelBufs,
+    ) {
         let (w, h) = (src.width as usize, src.height as usize);
         let n = self.size;
         let r = n / 2;
@@ -530,8 +568,9 @@ impl Kernel {
         let (lo, hi) = (r * c, (w - r) * c);
         let fast = if integer { self.fast } else { None };
         let fixed = if integer { self.fixed.as_ref() } else { None };
-        let float = fast.is_none() && fixed.is_none();
         let plan = FloatPlan::new(self);
+        let fused = fast.is_none() && fixed.is_none() && n == 3 && plan.nrows == 3;
+        let float = fast.is_none() && fixed.is_none() && !fused;
         if float {
             // One f32 copy of each source row, in a ring of `n` rows.
             if bufs.rows.len() != n * rb {
@@ -572,6 +611,10 @@ impl Kernel {
                 *row = src.row((y + r - kr) as u32);
             }
             let rows = &rows[..n];
+            if fused {
+                plan.row_fused3(rows, lo, c, out);
+                continue;
+            }
             match (fast, fixed) {
                 (Some(fast), _) => fast.row(rows, lo, c, out),
                 (None, Some(f)) => f.row(n, rows, lo, c, out),
@@ -596,6 +639,7 @@ impl KernelBufs {
 }
 
 /// `dst[i] = src[i] as f32` (lengths equal).
+#[inline(always)]
 fn to_f32(dst: &mut [f32], src: &[u8]) {
     for (d, &s) in dst.iter_mut().zip(src) {
         *d = s as f32;
@@ -675,15 +719,13 @@ impl FloatPlan {
 
     /// One output row interior: `rows[kr]` is the f32 image row kernel row `kr`
     /// multiplies, `out` the bytes `lo..lo + out.len()` of the output row.
+    #[inline(always)]
     fn row(&self, rows: &[&[f32]], lo: usize, c: usize, out: &mut [u8]) {
         let r = rows.len() / 2;
         if self.nrows == 0 {
             // `off + 0.0 + …`: the offset alone.
             out.fill(self.off as u8);
             return;
-        }
-        if r == 1 && self.nrows == 3 {
-            return self.row_fused3(rows, lo, c, out);
         }
         let mut start = 0;
         for out in out.chunks_mut(CHUNK) {
@@ -734,35 +776,38 @@ impl FloatPlan {
     }
 }
 
-/// Pillow's `clip8`: 0 if `v <= 0`, 255 if `v >= 255`, else `v` truncated (`v` is never
-/// NaN). Written without float-to-int conversion, which LLVM does not vectorise for SSE2:
-/// for `0 <= v <= 255`, `t = v + 2^23` holds `v` rounded to the nearest integer in its
-/// low mantissa bits (exactly), and one less is the floor when that rounding went up.
+/// Pillow's `clip8`: 0 if `v <= 0`, 255 if `v >= 255`, else `v` truncated.
 #[inline(always)]
 fn clip8(v: f32) -> u8 {
-    const M: f32 = 8_388_608.0;
+    // Written as selects (a NaN, which Pillow's arithmetic cannot produce from finite
+    // inputs anyway, becomes 0), so LLVM emits one `max` and one `min`.
     let v = if v > 0.0 { v } else { 0.0 };
     let v = if v < 255.0 { v } else { 255.0 };
-    let t = v + M;
-    let up = if t - M > v { -1i32 } else { 0 };
-    (t.to_bits() as i32).wrapping_add(up) as u8
+    // SAFETY: 0 <= v <= 255, so its truncation is representable in i32. (The safe
+    // saturating `as` conversion is not vectorised by LLVM; this is one `cvttps2dq`.)
+    unsafe { v.to_int_unchecked::<i32>() as u8 }
 }
 
 impl FloatPlan {
-    /// [`FloatPlan::row`] for a 3×3 kernel with three nonzero rows, in a single loop:
-    /// a row with one nonzero weight is one product, any other row is Pillow's full
-    /// three-term sum (its zero terms included, as Pillow computes them).
-    fn row_fused3(&self, rows: &[&[f32]], lo: usize, c: usize, out: &mut [u8]) {
+    /// One output row interior of a 3×3 kernel with three nonzero rows, in a single
+    /// loop straight from the 8-bit rows (`rows[kr]` is the image row kernel row `kr`
+    /// multiplies): converting a byte to f32 is exact, and doing it in the loop beats
+    /// reading a ring of converted rows. A kernel row with one nonzero weight is one
+    /// product, any other row is Pillow's full three-term sum (its zero terms included,
+    /// as Pillow computes them).
+    #[inline(always)]
+    fn row_fused3(&self, rows: &[&[u8]], lo: usize, c: usize, out: &mut [u8]) {
         let n = out.len();
         /// Taps (`N` = 1: the nonzero one, `N` = 3: all) of plan row `i`.
+        #[inline(always)]
         fn taps<'a, const N: usize>(
             plan: &FloatPlan,
-            rows: &[&'a [f32]],
+            rows: &[&'a [u8]],
             i: usize,
             lo: usize,
             c: usize,
             n: usize,
-        ) -> ([&'a [f32]; N], [f32; N]) {
+        ) -> ([&'a [u8]; N], [f32; N]) {
             let t = &plan.rows[i];
             let row = rows[t.kr];
             let kcs: [usize; N] = std::array::from_fn(|j| if N == 1 { t.kc[0] } else { j });
@@ -791,19 +836,20 @@ impl FloatPlan {
     }
 }
 
-/// `Σ taps[t][j] * k[t]`, left to right.
+/// `Σ taps[t][j] * k[t]` in f32 (the taps, bytes or f32, convert exactly), left to right.
 #[inline(always)]
-fn rowsum<const N: usize>(taps: &[&[f32]; N], k: &[f32; N], j: usize) -> f32 {
-    let mut s = taps[0][j] * k[0];
+fn rowsum<T: Copy + Into<f32>, const N: usize>(taps: &[&[T]; N], k: &[f32; N], j: usize) -> f32 {
+    let mut s = taps[0][j].into() * k[0];
     for t in 1..N {
-        s += taps[t][j] * k[t];
+        s += taps[t][j].into() * k[t];
     }
     s
 }
 
-/// `out[j] = clip8(off + row0 + row1 + row2)`, each row sum left to right.
-type Taps<'a, const N: usize> = ([&'a [f32]; N], [f32; N]);
+/// The 8-bit taps of one kernel row and their f32 weights.
+type Taps<'a, const N: usize> = ([&'a [u8]; N], [f32; N]);
 
+/// `out[j] = clip8(off + row0 + row1 + row2)`, each row sum left to right.
 #[inline(always)]
 fn fused3<const A: usize, const B: usize, const C: usize>(
     off: f32,
@@ -868,6 +914,7 @@ fn pass<const N: usize>(
 impl Fixed {
     /// One output row interior with the exact integer form (`i16` accumulators when
     /// every partial sum fits, `i32` otherwise).
+    #[inline(always)]
     fn row(&self, n: usize, rows: &[&[u8]], lo: usize, c: usize, out: &mut [u8]) {
         if self.fits_i16 {
             self.row_acc::<i16>(n, rows, lo, c, out);
@@ -963,6 +1010,17 @@ mod tests {
         ImageBuf::from_vec(w, h, mode, data).unwrap()
     }
 
+    /// `k` applied to `img` on every instruction-set level (which must agree).
+    fn apply_levels(k: &Kernel, img: &ImageBuf, out: &mut ImageBuf, integer: bool) {
+        let mut bufs = KernelBufs::default();
+        k.apply_level(img.as_ref(), out, integer, &mut bufs, Level::Base);
+        for level in Level::all() {
+            let mut other = ImageBuf::default();
+            k.apply_level(img.as_ref(), &mut other, integer, &mut bufs, level);
+            assert_eq!(&other, out, "{k:?} {level:?} integer={integer}");
+        }
+    }
+
     #[test]
     fn emboss_formula() {
         // EMBOSS = clamp(128.5 + p(x,y) - p(x-1,y+1)), truncated.
@@ -1025,8 +1083,8 @@ mod tests {
             for mode in [Mode::L, Mode::Rgb, Mode::Rgba] {
                 let img = lcg_image(37, 11, mode, 11);
                 let (mut a, mut b) = (ImageBuf::default(), ImageBuf::default());
-                k.apply_with(img.as_ref(), &mut a, true, &mut KernelBufs::default());
-                k.apply_with(img.as_ref(), &mut b, false, &mut KernelBufs::default());
+                apply_levels(&k, &img, &mut a, true);
+                apply_levels(&k, &img, &mut b, false);
                 assert_eq!(a, b, "{name} {mode}");
             }
         }
@@ -1078,8 +1136,8 @@ mod tests {
             for mode in [Mode::L, Mode::Rgb, Mode::Rgba] {
                 let img = lcg_image(1100, 5, mode, 5);
                 let (mut a, mut b) = (ImageBuf::default(), ImageBuf::default());
-                k.apply_with(img.as_ref(), &mut a, true, &mut KernelBufs::default());
-                k.apply_with(img.as_ref(), &mut b, false, &mut KernelBufs::default());
+                apply_levels(k, &img, &mut a, true);
+                apply_levels(k, &img, &mut b, false);
                 assert_eq!(a, b, "{k:?} {mode}");
             }
         }
@@ -1151,11 +1209,14 @@ mod tests {
                 let img = lcg_image(w, h, mode, 3);
                 let mut got = ImageBuf::default();
                 let mut bufs = KernelBufs::default();
-                k.apply_with(img.as_ref(), &mut got, false, &mut bufs);
-                assert_eq!(got, reference(k, &img), "{k:?} {mode}");
-                // The buffers are reused as is.
-                k.apply_with(img.as_ref(), &mut got, false, &mut bufs);
-                assert_eq!(got, reference(k, &img), "{k:?} {mode} again");
+                let want = reference(k, &img);
+                for level in Level::all() {
+                    k.apply_level(img.as_ref(), &mut got, false, &mut bufs, level);
+                    assert_eq!(got, want, "{k:?} {mode} {level:?}");
+                    // The buffers are reused as is.
+                    k.apply_level(img.as_ref(), &mut got, false, &mut bufs, level);
+                    assert_eq!(got, want, "{k:?} {mode} {level:?} again");
+                }
             }
         }
     }

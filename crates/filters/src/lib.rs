@@ -32,6 +32,7 @@ mod image;
 pub mod kernel;
 mod rank;
 mod resample;
+mod simd;
 
 pub use chain::{Chain, FilterInfo, ParamDefault, ParamInfo, Scratch, describe_filters};
 pub use error::{ChainError, FilterError};

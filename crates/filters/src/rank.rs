@@ -8,7 +8,28 @@
 //!   pixels inside the image; ties go to the smallest value; if the most frequent value
 //!   occurs at most twice, the original pixel is kept.
 
+use crate::simd::{self, Level};
 use crate::{ImageBuf, ImageRef};
+
+/// Reusable buffers of the rank and mode filters.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct RankBufs {
+    /// Byte offsets in the source of the rows of the current window.
+    rows: Vec<usize>,
+    /// One row of vertical extremes ([`min_max`]).
+    col: Vec<u8>,
+}
+
+impl RankBufs {
+    /// Where and how big the buffers are (tests check reuse).
+    #[cfg(test)]
+    pub(crate) fn fingerprint(&self) -> Vec<(usize, usize)> {
+        vec![
+            (self.rows.as_ptr() as usize, self.rows.capacity()),
+            (self.col.as_ptr() as usize, self.col.capacity()),
+        ]
+    }
+}
 
 /// A 256-bin histogram with 16 coarse bins for fast order statistics.
 struct Histogram {
@@ -59,13 +80,31 @@ impl Histogram {
 
 /// `rank`-th smallest value of each `size`×`size` window (edges replicated), per band.
 /// `size` is odd and `rank < size * size`.
-pub fn rank_filter(src: ImageRef<'_>, dst: &mut ImageBuf, size: u32, rank: u32) {
+pub(crate) fn rank_filter(
+    src: ImageRef<'_>,
+    dst: &mut ImageBuf,
+    size: u32,
+    rank: u32,
+    bufs: &mut RankBufs,
+) {
     let last_rank = size * size - 1;
     if size == 3 && rank == 4 {
-        return median3(src, dst);
+        return simd::run(
+            Level::best(),
+            #[inline(always)]
+            || median3(src, dst),
+        );
     }
     if rank == 0 || rank == last_rank {
-        return min_max(src, dst, size, rank == last_rank);
+        let col = &mut bufs.col;
+        return simd::run(
+            Level::best(),
+            #[inline(always)]
+            || match rank == last_rank {
+                true => min_max::<true>(src, dst, size, col),
+                false => min_max::<false>(src, dst, size, col),
+            },
+        );
     }
     dst.reshape(src.width, src.height, src.mode);
     let (w, h) = (src.width as usize, src.height as usize);
@@ -75,17 +114,20 @@ pub fn rank_filter(src: ImageRef<'_>, dst: &mut ImageBuf, size: u32, rank: u32) 
     }
     let m = (size / 2) as isize;
     let cx = |x: isize| x.clamp(0, w as isize - 1) as usize;
-    let cy = |y: isize| y.clamp(0, h as isize - 1) as u32;
-    let mut hists: Vec<Histogram> = (0..c).map(|_| Histogram::new()).collect();
+    let cy = |y: isize| y.clamp(0, h as isize - 1) as usize;
+    // One histogram per band (at most 4), on the stack.
+    let mut hists = [(); 4].map(|_| Histogram::new());
+    let hists = &mut hists[..c];
     let rb = w * c;
-    let mut rows: Vec<&[u8]> = Vec::with_capacity(size as usize);
+    let rows = &mut bufs.rows;
     for (y, out) in dst.data_mut().chunks_exact_mut(rb).enumerate() {
         rows.clear();
-        rows.extend((-m..=m).map(|dy| src.row(cy(y as isize + dy))));
+        rows.extend((-m..=m).map(|dy| cy(y as isize + dy) * src.stride));
+        let row = |&off: &usize| &src.data[off..off + rb];
         for hist in hists.iter_mut() {
             hist.clear();
         }
-        for row in &rows {
+        for row in rows.iter().map(row) {
             for dx in -m..=m {
                 let px = cx(dx) * c;
                 for (ch, hist) in hists.iter_mut().enumerate() {
@@ -96,7 +138,7 @@ pub fn rank_filter(src: ImageRef<'_>, dst: &mut ImageBuf, size: u32, rank: u32) 
         for x in 0..w {
             if x > 0 {
                 let (old, new) = (cx(x as isize - m - 1) * c, cx(x as isize + m) * c);
-                for row in &rows {
+                for row in rows.iter().map(row) {
                     for (ch, hist) in hists.iter_mut().enumerate() {
                         hist.remove(row[old + ch]);
                         hist.add(row[new + ch]);
@@ -122,7 +164,9 @@ fn med3(a: u8, b: u8, c: u8) -> u8 {
 /// 3×3 median with replicated edges. Each column of three is sorted into `lo ≤ mid ≤ hi`
 /// (shared by the three windows that contain it); the median of the 3×3 window is then
 /// `med3(max of the lows, med3 of the mids, min of the highs)`, an exact identity. Every
-/// step is a byte-wise `min`/`max` on whole rows, which LLVM vectorises 16 bytes wide.
+/// step is a byte-wise `min`/`max` on whole rows, which LLVM vectorises (16, 32 or 64
+/// bytes wide, see `crate::simd`).
+#[inline(always)]
 fn median3(src: ImageRef<'_>, dst: &mut ImageBuf) {
     dst.reshape(src.width, src.height, src.mode);
     let (w, h) = (src.width as usize, src.height as usize);
@@ -188,8 +232,9 @@ fn median3(src: ImageRef<'_>, dst: &mut ImageBuf) {
     }
 }
 
-/// Min (`max == false`) or max filter: separable, exact.
-fn min_max(src: ImageRef<'_>, dst: &mut ImageBuf, size: u32, max: bool) {
+/// Min (`MAX == false`) or max filter: separable, exact, whole rows at a time.
+#[inline(always)]
+fn min_max<const MAX: bool>(src: ImageRef<'_>, dst: &mut ImageBuf, size: u32, col: &mut Vec<u8>) {
     dst.reshape(src.width, src.height, src.mode);
     let (w, h) = (src.width as usize, src.height as usize);
     let c = src.mode.channels();
@@ -197,9 +242,10 @@ fn min_max(src: ImageRef<'_>, dst: &mut ImageBuf, size: u32, max: bool) {
         return;
     }
     let m = (size / 2) as isize;
-    let pick = |a: u8, b: u8| if max { a.max(b) } else { a.min(b) };
+    let pick = |a: u8, b: u8| if MAX { a.max(b) } else { a.min(b) };
     let rb = w * c;
-    let mut col = vec![0u8; rb];
+    col.clear();
+    col.resize(rb, 0);
     for (y, out) in dst.data_mut().chunks_exact_mut(rb).enumerate() {
         // Vertical extreme over the clamped rows, then horizontal over clamped columns.
         col.copy_from_slice(src.row(y as u32));
@@ -211,22 +257,26 @@ fn min_max(src: ImageRef<'_>, dst: &mut ImageBuf, size: u32, max: bool) {
                 }
             }
         }
-        for x in 0..w {
-            for ch in 0..c {
-                let mut v = col[x * c + ch];
-                for dx in 1..=m {
-                    let l = (x as isize - dx).max(0) as usize;
-                    let r = (x + dx as usize).min(w - 1);
-                    v = pick(v, pick(col[l * c + ch], col[r * c + ch]));
-                }
-                out[x * c + ch] = v;
+        // Clamped columns only repeat an edge pixel that is already in the window, so
+        // the extreme over x-m..=x+m clamped is the extreme over its part inside the row.
+        out.copy_from_slice(col);
+        for dx in 1..=m as usize {
+            let d = dx * c;
+            if d >= rb {
+                break;
+            }
+            for (o, &v) in out[d..].iter_mut().zip(&col[..rb - d]) {
+                *o = pick(*o, v);
+            }
+            for (o, &v) in out[..rb - d].iter_mut().zip(&col[d..]) {
+                *o = pick(*o, v);
             }
         }
     }
 }
 
 /// Pillow's `ModeFilter(size)`, per band.
-pub fn mode_filter(src: ImageRef<'_>, dst: &mut ImageBuf, size: u32) {
+pub(crate) fn mode_filter(src: ImageRef<'_>, dst: &mut ImageBuf, size: u32, bufs: &mut RankBufs) {
     dst.reshape(src.width, src.height, src.mode);
     let (w, h) = (src.width as usize, src.height as usize);
     let c = src.mode.channels();
@@ -237,16 +287,17 @@ pub fn mode_filter(src: ImageRef<'_>, dst: &mut ImageBuf, size: u32) {
     let y_range = |y: usize| y.saturating_sub(half)..(y + half + 1).min(h);
     let rb = w * c;
     let mut hist = [0u32; 256];
-    let mut rows: Vec<&[u8]> = Vec::with_capacity(2 * half + 1);
+    let rows = &mut bufs.rows;
     for (y, out) in dst.data_mut().chunks_exact_mut(rb).enumerate() {
         rows.clear();
-        rows.extend(y_range(y).map(|yy| src.row(yy as u32)));
+        rows.extend(y_range(y).map(|yy| yy * src.stride));
+        let row = |&off: &usize| &src.data[off..off + rb];
         let centre = src.row(y as u32);
         for ch in 0..c {
             hist.fill(0);
             // Columns x-half ..= x+half inside the image; start with the window of x = 0.
             for xx in 0..(half + 1).min(w) {
-                for row in &rows {
+                for row in rows.iter().map(row) {
                     hist[row[xx * c + ch] as usize] += 1;
                 }
             }
@@ -255,7 +306,7 @@ pub fn mode_filter(src: ImageRef<'_>, dst: &mut ImageBuf, size: u32) {
                 if x > 0 {
                     if x > half {
                         let old = (x - half - 1) * c + ch;
-                        for row in &rows {
+                        for row in rows.iter().map(row) {
                             let v = row[old] as usize;
                             hist[v] -= 1;
                             dirty |= v == best_v;
@@ -263,7 +314,7 @@ pub fn mode_filter(src: ImageRef<'_>, dst: &mut ImageBuf, size: u32) {
                     }
                     if x + half < w {
                         let new = (x + half) * c + ch;
-                        for row in &rows {
+                        for row in rows.iter().map(row) {
                             let v = row[new] as usize;
                             hist[v] += 1;
                             if !dirty && (hist[v] > best_n || hist[v] == best_n && v < best_v) {
@@ -302,11 +353,11 @@ mod tests {
     fn median_min_max_3x3() {
         let src = img(3, 3, vec![9, 1, 8, 2, 7, 3, 6, 4, 5]);
         let mut out = ImageBuf::default();
-        rank_filter(src.as_ref(), &mut out, 3, 4);
+        rank_filter(src.as_ref(), &mut out, 3, 4, &mut RankBufs::default());
         assert_eq!(out.data()[4], 5);
-        rank_filter(src.as_ref(), &mut out, 3, 0);
+        rank_filter(src.as_ref(), &mut out, 3, 0, &mut RankBufs::default());
         assert_eq!(out.data()[4], 1);
-        rank_filter(src.as_ref(), &mut out, 3, 8);
+        rank_filter(src.as_ref(), &mut out, 3, 8, &mut RankBufs::default());
         assert_eq!(out.data()[4], 9);
         // Corner (0,0) window with replicated edges: 9,9,1,9,9,1,2,2,7 -> max 9, min 1.
         assert_eq!(out.data()[0], 9);
@@ -317,7 +368,7 @@ mod tests {
         let data: Vec<u8> = (0..(11 * 7)).map(|i| ((i * 97 + 13) % 256) as u8).collect();
         let src = img(11, 7, data.clone());
         let mut out = ImageBuf::default();
-        rank_filter(src.as_ref(), &mut out, 5, 12);
+        rank_filter(src.as_ref(), &mut out, 5, 12, &mut RankBufs::default());
         for y in 0..7i32 {
             for x in 0..11i32 {
                 let mut win = Vec::new();
@@ -349,7 +400,7 @@ mod tests {
                 .collect();
             let src = ImageBuf::from_vec(w as u32, h as u32, mode, data.clone()).unwrap();
             let mut out = ImageBuf::default();
-            rank_filter(src.as_ref(), &mut out, 3, 4);
+            rank_filter(src.as_ref(), &mut out, 3, 4, &mut RankBufs::default());
             for y in 0..h as isize {
                 for x in 0..w as isize {
                     for ch in 0..c {
@@ -376,13 +427,55 @@ mod tests {
     }
 
     #[test]
+    fn min_max_agree_with_sorting() {
+        for (w, h, mode, size) in [
+            (1, 1, Mode::L, 3),
+            (2, 3, Mode::Rgb, 5),
+            (37, 9, Mode::Rgba, 3),
+            (41, 6, Mode::Rgb, 7),
+            (300, 4, Mode::L, 5),
+        ] {
+            let c = mode.channels();
+            let data: Vec<u8> = (0..w * h * c)
+                .map(|i| ((i * 7919 + i / 5 * 131) % 253) as u8)
+                .collect();
+            let src = ImageBuf::from_vec(w as u32, h as u32, mode, data.clone()).unwrap();
+            let m = size as isize / 2;
+            for rank in [0, size * size - 1] {
+                let mut out = ImageBuf::default();
+                rank_filter(src.as_ref(), &mut out, size, rank, &mut RankBufs::default());
+                for y in 0..h as isize {
+                    for x in 0..w as isize {
+                        for ch in 0..c {
+                            let mut win = Vec::new();
+                            for dy in -m..=m {
+                                for dx in -m..=m {
+                                    let xx = (x + dx).clamp(0, w as isize - 1) as usize;
+                                    let yy = (y + dy).clamp(0, h as isize - 1) as usize;
+                                    win.push(data[(yy * w + xx) * c + ch]);
+                                }
+                            }
+                            win.sort_unstable();
+                            assert_eq!(
+                                out.data()[(y as usize * w + x as usize) * c + ch],
+                                win[rank as usize],
+                                "{w}x{h} {mode} size {size} rank {rank} at {x},{y},{ch}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn mode_keeps_original_unless_more_than_twice() {
         let src = img(3, 3, vec![5, 5, 1, 2, 9, 3, 4, 6, 7]);
         let mut out = ImageBuf::default();
-        mode_filter(src.as_ref(), &mut out, 3);
+        mode_filter(src.as_ref(), &mut out, 3, &mut RankBufs::default());
         assert_eq!(out, src);
         let src = img(3, 3, vec![5, 5, 5, 2, 9, 3, 4, 6, 7]);
-        mode_filter(src.as_ref(), &mut out, 3);
+        mode_filter(src.as_ref(), &mut out, 3, &mut RankBufs::default());
         // Centre sees three 5s; corners see at most two.
         assert_eq!(out.data()[4], 5);
         assert_eq!(out.data()[0], 5);

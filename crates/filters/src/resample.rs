@@ -11,6 +11,7 @@
 //! - Nearest: source coordinate `floor((x + 0.5) · in/out)`, accumulated in `f64` as
 //!   Pillow does.
 
+use crate::simd::{self, Level};
 use crate::{ImageBuf, ImageRef, Mode};
 
 const PRECISION_BITS: u32 = 32 - 8 - 2;
@@ -222,15 +223,21 @@ pub fn resize(
     if m == Method::Nearest {
         return nearest(src, dst, w, h, bufs);
     }
-    if src.mode == Mode::Rgba {
-        let mut pre = std::mem::take(&mut bufs.pre);
-        premultiply(src, &mut pre);
-        convolve(pre.as_ref(), dst, w, h, m, bufs);
-        unpremultiply(dst.data_mut());
-        bufs.pre = pre;
-    } else {
-        convolve(src, dst, w, h, m, bufs);
-    }
+    simd::run(
+        Level::best(),
+        #[inline(always)]
+        || {
+            if src.mode == Mode::Rgba {
+                let mut pre = std::mem::take(&mut bufs.pre);
+                premultiply(src, &mut pre);
+                convolve(pre.as_ref(), dst, w, h, m, bufs);
+                unpremultiply(dst.data_mut());
+                bufs.pre = pre;
+            } else {
+                convolve(src, dst, w, h, m, bufs);
+            }
+        },
+    )
 }
 
 /// Pillow's `rgbA2rgba`: `c * a / 255` rounded as `MULDIV255`.
@@ -264,6 +271,7 @@ fn unpremultiply(data: &mut [u8]) {
     }
 }
 
+#[inline(always)]
 fn convolve(
     src: ImageRef<'_>,
     dst: &mut ImageBuf,
@@ -333,6 +341,7 @@ fn convolve(
 }
 
 /// One row of the horizontal pass, all `C` channels of an output pixel at once.
+#[inline(always)]
 fn horizontal<const C: usize>(row: &[u8], out: &mut [u8], hc: &Coeffs) {
     let half = 1i32 << (PRECISION_BITS - 1);
     for (xx, o) in out.chunks_exact_mut(C).enumerate() {

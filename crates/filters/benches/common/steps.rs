@@ -1,0 +1,36 @@
+//! The filter steps timed by `benches/filters.rs` (criterion) and `examples/bench.rs`
+//! (the binary `bench/filters.py` drives), one list for both. Included with `#[path]`.
+
+/// Every step family once (the 3×3 kernels each), at 1920×1080 RGB.
+pub const STEPS: &[&str] = &[
+    "emboss",
+    "contour",
+    "detail",
+    "edge_enhance",
+    "edge_enhance_more",
+    "find_edges",
+    "sharpen",
+    "smooth",
+    "blur",
+    "smooth_more",
+    "kernel=1 2 1 2 4 2 1 2 1",
+    "gaussian_blur=2",
+    "box_blur=2",
+    "unsharp_mask",
+    "median=3",
+    "min=3",
+    "max=3",
+    "mode=3",
+    "grayscale",
+    "invert",
+    "resize=640x360:nearest",
+    "resize=640x360:bilinear",
+    "resize=640x360:bicubic",
+    "resize=640x360:lanczos",
+    "crop=640:360",
+    "rotate=90",
+    "rotate=180",
+    "rotate=270",
+    "flip=h",
+    "flip=v",
+];
