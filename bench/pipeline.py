@@ -44,6 +44,7 @@ runs. `--readme` also writes the markdown table to bench/RESULTS.md.
 import argparse
 import datetime
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -241,11 +242,21 @@ class Result:
         return self.rss_kib / 1024
 
 
+_RUNS = itertools.count()
+
+
+def fresh_dir(work):
+    """A new, empty output directory for one timed run. Outputs are kept until the whole
+    benchmark ends: deleting them between runs would make the next tool pay for it, since
+    ext4 without a journal (as here) skips every inode freed in the last minute when it
+    allocates one, which grows with the benchmark's own deletions."""
+    d = work / f"out-{next(_RUNS):03d}"
+    d.mkdir(parents=True)
+    return d
+
+
 def run_timed(cmd, out_dir, timeout=600, env=None):
-    """Runs `cmd` (which writes JPEGs into out_dir) and measures it with wait4."""
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
+    """Runs `cmd` (which writes JPEGs into the empty out_dir) and measures it with wait4."""
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env)
@@ -299,10 +310,11 @@ def median_result(rs):
 def bench_size(size, clip, work, opencv_script, runs, ff_extra, which):
     results = {}
     for i in range(runs):
-        for name, cmd in tools(clip, work / "out", opencv_script, ff_extra).items():
+        for name in tools(clip, work, opencv_script, ff_extra):
             if name not in which:
                 continue
-            r = run_timed(cmd, work / "out")
+            out = fresh_dir(work)
+            r = run_timed(tools(clip, out, opencv_script, ff_extra)[name], out)
             log(f"{size} run {i + 1}/{runs} {name:<9} {FRAMES / r.wall:7.1f} fps  {r.cpu:6.2f} CPU s  "
                 f"{r.rss_mib:6.1f} MiB  {r.count} files" + (f"  exit {r.code}: {r.err[:200]}" if r.code else ""))
             results.setdefault(name, []).append(r)
@@ -311,28 +323,31 @@ def bench_size(size, clip, work, opencv_script, runs, ff_extra, which):
 
 def bench_sampling(clip, work, runs, ff_extra):
     vf = ffmpeg_emboss_vf()
-    out = work / "out"
-    jpg = str(out / "%06d.jpg")
-    base_ff = [str(BINARY), "run", "-i", str(clip), "-f", "emboss", "-o", str(out), "--format", "jpg",
-               "--quality", str(JPEG_QUALITY), "-q"] + ff_extra
-    modes = {
-        "keyframes": (
-            base_ff + ["--keyframes-only"],
-            ["ffmpeg", "-nostdin", "-v", "error", "-y", "-skip_frame", "nokey", "-i", str(clip), "-vf", vf,
-             "-vsync", "0", "-q:v", str(FFMPEG_QSCALE), "-f", "image2", jpg],
-        ),
-        "fps=1": (
-            base_ff + ["--fps", "1"],
-            ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(clip), "-vf", f"fps=1,{vf}",
-             "-q:v", str(FFMPEG_QSCALE), "-f", "image2", jpg],
-        ),
-    }
+
+    def modes(out):
+        jpg = str(out / "%06d.jpg")
+        base_ff = [str(BINARY), "run", "-i", str(clip), "-f", "emboss", "-o", str(out), "--format", "jpg",
+                   "--quality", str(JPEG_QUALITY), "-q"] + ff_extra
+        return {
+            "keyframes": (
+                base_ff + ["--keyframes-only"],
+                ["ffmpeg", "-nostdin", "-v", "error", "-y", "-skip_frame", "nokey", "-i", str(clip), "-vf", vf,
+                 "-vsync", "0", "-q:v", str(FFMPEG_QSCALE), "-f", "image2", jpg],
+            ),
+            "fps=1": (
+                base_ff + ["--fps", "1"],
+                ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(clip), "-vf", f"fps=1,{vf}",
+                 "-q:v", str(FFMPEG_QSCALE), "-f", "image2", jpg],
+            ),
+        }
     res = {}
-    for mode, (ffc, mpc) in modes.items():
+    for mode in modes(work):
         a, b = [], []
         for i in range(runs):
-            a.append(run_timed(ffc, out))
-            b.append(run_timed(mpc, out))
+            out = fresh_dir(work)
+            a.append(run_timed(modes(out)[mode][0], out))
+            out = fresh_dir(work)
+            b.append(run_timed(modes(out)[mode][1], out))
             log(f"sampling {mode} run {i + 1}/{runs}: frameflow {a[-1].wall:.2f} s ({a[-1].count} files), "
                 f"ffmpeg {b[-1].wall:.2f} s ({b[-1].count} files)")
         res[mode] = (median_result(a), median_result(b))
@@ -375,9 +390,10 @@ def bench_live(clip, work, ff_extra):
                 return None, "the ffmpeg server did not start"
             time.sleep(0.02)
         stats_path = work / "live-stats.json"
-        cmd = [str(BINARY), "run", "-i", url, "-f", "emboss", "-o", str(work / "out"), "--format", "jpg",
+        live_out = fresh_dir(work)
+        cmd = [str(BINARY), "run", "-i", url, "-f", "emboss", "-o", str(live_out), "--format", "jpg",
                "--quality", str(JPEG_QUALITY), "-q", "--no-reconnect", "--stats-json", str(stats_path)] + ff_extra
-        r = run_timed(cmd, work / "out", timeout=FRAMES / RATE + 60)
+        r = run_timed(cmd, live_out, timeout=FRAMES / RATE + 60)
         try:
             report = json.loads(stats_path.read_text())
         except (OSError, ValueError) as e:

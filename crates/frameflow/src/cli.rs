@@ -122,7 +122,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
     pub workers: Option<u64>,
     /// Frames in flight between the decoder and the workers.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub queue: u64,
     /// When the workers fall behind: block, drop-oldest or drop-newest
     /// (default: block for files, drop-oldest for live inputs). Every drop is counted.
