@@ -339,6 +339,12 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, Failure> {
             timeout: Duration::from_secs_f64(args.timeout),
             rtsp_transport: args.rtsp_transport,
             keyframes_only: args.keyframes_only,
+            // Sampling leaves the workers mostly idle: decoding is the job then.
+            decode_share: if args.keyframes_only || args.fps.is_some() || args.every.is_some() {
+                source::DecodeShare::All
+            } else {
+                source::DecodeShare::Half
+            },
         },
         chain,
         out_dir: args.out.clone(),
@@ -807,6 +813,7 @@ fn cmd_probe(args: &ProbeArgs) -> Result<ExitCode, Failure> {
         timeout: Duration::from_secs_f64(args.timeout),
         rtsp_transport: args.rtsp_transport,
         keyframes_only: false,
+        decode_share: source::DecodeShare::All,
     };
     let info = source::probe::probe(&input, &opts)?;
     if args.json {
