@@ -38,7 +38,8 @@ Targets (issue 7): 1080p >= 1.6x the fastest peer, 720p >= 1.8x, peak RSS at 108
 <= 150 MiB, live 1080p30 latency p99 <= 30 ms.
 
 The machine may be shared: compare the ratios of one run, not absolute numbers across
-runs. `--readme` also writes the markdown table to bench/RESULTS.md.
+runs. `--readme` also writes the markdown table to bench/RESULTS.md and into README.md
+(between its `bench/pipeline.py results` markers).
 """
 
 import argparse
@@ -502,7 +503,7 @@ def main():
     ap.add_argument("--cache-dir", default=os.path.join(
         os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "frameflow-bench"))
     ap.add_argument("--work-dir", default=None, help="where outputs are written (default: a temp dir)")
-    ap.add_argument("--readme", action="store_true", help="also write the table to bench/RESULTS.md")
+    ap.add_argument("--readme", action="store_true", help="also write the table to bench/RESULTS.md and README.md")
     args = ap.parse_args()
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     for s in sizes:
@@ -552,7 +553,16 @@ def main():
     if args.readme:
         (ROOT / "bench" / "RESULTS.md").write_text(
             "# `frameflow run` against its peers (bench/pipeline.py)\n\n" + text)
-        log("wrote bench/RESULTS.md")
+        readme = ROOT / "README.md"
+        body = readme.read_text()
+        start, end = "<!-- bench/pipeline.py results: start -->", "<!-- bench/pipeline.py results: end -->"
+        if start in body and end in body:
+            head, rest = body.split(start, 1)
+            _, tail = rest.split(end, 1)
+            readme.write_text(head + start + "\n" + text.strip() + "\n" + end + tail)
+            log("wrote bench/RESULTS.md and the results section of README.md")
+        else:
+            log("wrote bench/RESULTS.md (README.md has no results markers)")
     bad = any(r.count != FRAMES or r.code != 0 for res in results.values() for r in res.values())
     return 1 if bad else 0
 
