@@ -6,8 +6,8 @@
 use frameflow::pipeline::stats::{Report, Stats, StreamStats};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -16,9 +16,10 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 /// How often `--stats-json` is rewritten while running.
 const STATS_EVERY: Duration = Duration::from_secs(2);
 
-/// The running status thread; [`Status::finish`] stops it and clears the bars.
+/// The running status thread; [`Status::finish`] stops it (at once, not at its next
+/// tick) and clears the bars.
 pub struct Status {
-    stop: Arc<AtomicBool>,
+    stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -94,18 +95,20 @@ impl Status {
         display: Display,
         stats_json: Option<PathBuf>,
     ) -> Status {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let (stop, stopped) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("ff-status".into())
-            .spawn(move || status_loop(&streams, display, stats_json.as_deref(), &flag))
+            .spawn(move || status_loop(&streams, display, stats_json.as_deref(), &stopped))
             .map_err(|e| tracing::warn!("no progress display: {e}"))
             .ok();
-        Status { stop, thread }
+        Status {
+            stop: Some(stop),
+            thread,
+        }
     }
 
     pub fn finish(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        drop(self.stop.take()); // wakes the thread now
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -116,7 +119,7 @@ fn status_loop(
     streams: &[Arc<Stats>],
     display: Display,
     stats_json: Option<&std::path::Path>,
-    stop: &AtomicBool,
+    stop: &mpsc::Receiver<()>,
 ) {
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4));
     let mut bars: Vec<Option<ProgressBar>> = vec![None; streams.len()];
@@ -124,8 +127,7 @@ fn status_loop(
     let started = Instant::now();
     let mut last_log = Instant::now();
     let mut last_stats = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(100));
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(Duration::from_millis(100)) {
         let snaps: Vec<StreamStats> = streams.iter().map(|s| s.snapshot()).collect();
         if let Some(path) = stats_json
             && last_stats.elapsed() >= STATS_EVERY
