@@ -1,19 +1,16 @@
 //! Live supervision against real servers on 127.0.0.1: a server that goes away and comes
 //! back, and a server that accepts, sends a little and then stalls.
 
+mod common;
+
+use common::{KillOnDrop, free_port, list_dir, stats_u64};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
+/// MPEG-1 in an MPEG program stream, no B-frames, 320x240 at 25 fps.
 fn make_clip(path: &Path, secs: f32) {
     let ok = Command::new("ffmpeg")
         .args([
@@ -35,41 +32,6 @@ fn make_clip(path: &Path, secs: f32) {
     assert!(ok.success());
 }
 
-fn json_u64(path: &Path, key: &str) -> u64 {
-    let text = std::fs::read_to_string(path).expect("stats file");
-    let at = text
-        .find(&format!("\"{key}\":"))
-        .unwrap_or_else(|| panic!("{key} in {text}"));
-    text[at + key.len() + 3..]
-        .trim_start()
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .expect("a number")
-}
-
-fn files(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
-}
-
-/// Kills the child on drop, so a failing test never leaves a server behind.
-struct Guard(std::process::Child);
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn server_restarted_mid_stream_frames_continue_and_the_reconnect_is_counted() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -84,7 +46,7 @@ fn server_restarted_mid_stream_frames_continue_and_the_reconnect_is_counted() {
          ffmpeg -nostdin -v error -re -i '{c}' -c copy -f mpeg -listen 1 {url}",
         c = clip.display()
     );
-    let _server = Guard(
+    let _server = KillOnDrop(
         Command::new("bash")
             .args(["-c", &script])
             .stdout(Stdio::null())
@@ -119,14 +81,14 @@ fn server_restarted_mid_stream_frames_continue_and_the_reconnect_is_counted() {
         stderr.contains("reconnect"),
         "the reconnect is logged with its cause: {stderr}"
     );
-    let names = files(&out);
+    let names = list_dir(&out);
     let expected: Vec<String> = (0..90).map(|i| format!("frame{i:06}.jpg")).collect();
     assert_eq!(
         names, expected,
         "numbering continues across the reconnect, no gaps: {stderr}"
     );
-    assert!(json_u64(&stats, "reconnects") >= 1, "{stderr}");
-    assert_eq!(json_u64(&stats, "frames_written"), 90);
+    assert!(stats_u64(&stats, "reconnects") >= 1, "{stderr}");
+    assert_eq!(stats_u64(&stats, "frames_written"), 90);
 }
 
 #[test]
@@ -183,11 +145,11 @@ fn a_stalled_server_is_detected_after_timeout() {
         "gave up after --reconnect-max: {stderr}"
     );
     assert!(
-        !files(&out).is_empty(),
+        !list_dir(&out).is_empty(),
         "the frames before the stall were written"
     );
     assert!(
-        files(&out).iter().all(|n| !n.starts_with('.')),
+        list_dir(&out).iter().all(|n| !n.starts_with('.')),
         "no temporary files"
     );
     drop(server);
@@ -200,7 +162,7 @@ fn no_reconnect_ends_with_the_stream() {
     make_clip(&clip, 1.0);
     let port = free_port();
     let url = format!("http://127.0.0.1:{port}/cam.mpg");
-    let _server = Guard(
+    let _server = KillOnDrop(
         Command::new("ffmpeg")
             .args(["-nostdin", "-v", "error", "-re", "-i"])
             .arg(&clip)
@@ -220,7 +182,7 @@ fn no_reconnect_ends_with_the_stream() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    assert_eq!(files(&out).len(), 25);
+    assert_eq!(list_dir(&out).len(), 25);
 }
 
 #[test]
@@ -259,7 +221,10 @@ fn a_server_that_never_answers_fails_within_the_timeout() {
         1,
         "one line: {stderr}"
     );
-    assert!(!out.exists() || files(&out).is_empty(), "nothing written");
+    assert!(
+        !out.exists() || list_dir(&out).is_empty(),
+        "nothing written"
+    );
 }
 
 /// A sink slower than the live stream (one worker running a heavy chain, ~5-10 frames/s
@@ -273,7 +238,7 @@ fn slow_sink_under_each_overload_policy_counts_every_frame() {
     for policy in ["drop-oldest", "drop-newest", "block"] {
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}/cam.mpg");
-        let _server = Guard(
+        let _server = KillOnDrop(
             Command::new("ffmpeg")
                 .args(["-nostdin", "-v", "error", "-re", "-i"])
                 .arg(&clip)
@@ -311,11 +276,11 @@ fn slow_sink_under_each_overload_policy_counts_every_frame() {
             .expect("frameflow");
         let stderr = String::from_utf8_lossy(&run.stderr);
         assert!(run.status.success(), "{policy}: {stderr}");
-        let decoded = json_u64(&stats, "frames_decoded");
-        let written = json_u64(&stats, "frames_written");
-        let oldest = json_u64(&stats, "drop_oldest");
-        let newest = json_u64(&stats, "drop_newest");
-        assert_eq!(files(&out).len() as u64, written, "{policy}");
+        let decoded = stats_u64(&stats, "frames_decoded");
+        let written = stats_u64(&stats, "frames_written");
+        let oldest = stats_u64(&stats, "drop_oldest");
+        let newest = stats_u64(&stats, "drop_newest");
+        assert_eq!(list_dir(&out).len() as u64, written, "{policy}");
         assert_eq!(
             decoded,
             written + oldest + newest,

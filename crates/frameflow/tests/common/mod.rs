@@ -619,3 +619,29 @@ pub fn assert_stderr_names(run: &Captured, needle: &str) {
 pub fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
+
+/// A number from a `--stats-json` file: the top-level `key`, else the first stream's, else
+/// its `dropped` breakdown (`drop_oldest`, `drop_newest`, `sampling`).
+pub fn stats_u64(path: &Path, key: &str) -> u64 {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let v: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}: {text}", path.display()));
+    [
+        &v[key],
+        &v["streams"][0][key],
+        &v["streams"][0]["dropped"][key],
+    ]
+    .into_iter()
+    .find_map(|x| x.as_u64())
+    .unwrap_or_else(|| panic!("no {key} in {text}"))
+}
+
+/// Kills and reaps the child on drop, so a failing test never leaves a server behind.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
