@@ -37,6 +37,24 @@ pub enum ApplyError {
     Write { path: PathBuf, source: WriteError },
 }
 
+/// The format of an image file's output: `--format`, else the template's literal
+/// extension, else the input's own format (sniffed from its first bytes; JPEG when it is
+/// not one we write). `apply` and `watch` both decide this way.
+pub fn output_format(flag: Option<ImageFormat>, template: &Template, head: &[u8]) -> ImageFormat {
+    flag.or_else(|| {
+        template
+            .literal_extension()
+            .and_then(ImageFormat::from_extension)
+    })
+    .unwrap_or(match StillFormat::sniff(head) {
+        Some(StillFormat::Png) => ImageFormat::Png,
+        Some(StillFormat::Bmp) => ImageFormat::Bmp,
+        Some(StillFormat::Pnm) => ImageFormat::Ppm,
+        Some(StillFormat::Webp) => ImageFormat::Webp,
+        _ => ImageFormat::Jpeg,
+    })
+}
+
 /// What happened to each file.
 #[derive(Debug, Default)]
 pub struct ApplyReport {
@@ -102,20 +120,7 @@ impl<'a> Worker<'a> {
             source,
         })?;
         let img = still::decode_image(path, &data)?;
-        let format = cfg
-            .format
-            .or_else(|| {
-                cfg.template
-                    .literal_extension()
-                    .and_then(ImageFormat::from_extension)
-            })
-            .unwrap_or(match StillFormat::sniff(&data) {
-                Some(StillFormat::Png) => ImageFormat::Png,
-                Some(StillFormat::Bmp) => ImageFormat::Bmp,
-                Some(StillFormat::Pnm) => ImageFormat::Ppm,
-                Some(StillFormat::Webp) => ImageFormat::Webp,
-                _ => ImageFormat::Jpeg,
-            });
+        let format = output_format(cfg.format, &cfg.template, &data);
         let out = self
             .cfg
             .chain

@@ -174,16 +174,8 @@ fn cmd_apply(args: &ApplyArgs, cli: &Cli) -> Result<ExitCode, Failure> {
     };
     let control = Control::default();
     install_signals(&control, vec![cfg.out_dir.clone()])?;
-    let bar = (!cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
-        let b = indicatif::ProgressBar::new(args.files.len() as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} files, {per_sec}, eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    });
+    let bar = (!cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .then(|| status::files_bar(args.files.len() as u64));
     let report = apply(&cfg, &args.files, &control.stop, &|_, res| {
         if let Err(e) = res {
             match &bar {
@@ -247,16 +239,7 @@ fn cmd_watch(args: &WatchArgs, cli: &Cli) -> Result<ExitCode, Failure> {
     let control = Control::default();
     install_signals(&control, vec![cfg.out_dir.clone()])?;
     let bar = (args.once && !cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .then(|| {
-            let b = indicatif::ProgressBar::new(0);
-            b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:40} {pos}/{len} files, {per_sec}, eta {eta}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            b
-        });
+        .then(|| status::files_bar(0));
     if !args.once && !cli.quiet {
         tracing::info!(
             "watching {} → {} (Ctrl-C to stop)",
@@ -439,10 +422,18 @@ fn plan_run(args: &RunArgs, matches: &clap::ArgMatches) -> Result<RunPlan, Failu
     let mut streams = Vec::with_capacity(file.streams.len());
     for entry in &file.streams {
         let settings = file.merged(entry);
-        let args = stream_args(&file, entry, &settings)?;
+        if !settings.iter().any(|s| s.key == "input") {
+            return Err(usage(file.stream_error(entry, "missing key 'input'")));
+        }
+        // The command-line words of each setting, checked against run's options.
+        let words = settings
+            .iter()
+            .map(|s| Ok((s, setting_words(&file, s)?)))
+            .collect::<Result<Vec<_>, Failure>>()?;
+        let args = stream_args(&file, entry, &words)?;
         let cfg = run_config(&args).map_err(|f| match f {
             // Name the key at fault when one alone is enough to fail.
-            Failure::Usage(e) => usage(blame_key(&file, entry, &settings, e)),
+            Failure::Usage(e) => usage(blame_key(&file, entry, &words, e)),
             other => other,
         })?;
         streams.push(Planned {
@@ -550,66 +541,49 @@ fn setting_words(
 fn stream_args(
     file: &frameflow::config::ConfigFile,
     entry: &frameflow::config::StreamEntry,
-    settings: &[frameflow::config::Setting],
+    words: &[(&frameflow::config::Setting, Vec<String>)],
 ) -> Result<RunArgs, Failure> {
     use clap::Parser as _;
-    if !settings.iter().any(|s| s.key == "input") {
-        return Err(usage(file.stream_error(entry, "missing key 'input'")));
-    }
-    let mut words = vec!["[[stream]]".to_string()];
-    for s in settings {
-        words.extend(setting_words(file, s)?);
-    }
-    match cli::StreamArgs::try_parse_from(&words) {
+    let argv = std::iter::once("[[stream]]".to_string())
+        .chain(words.iter().flat_map(|(_, w)| w.iter().cloned()));
+    match cli::StreamArgs::try_parse_from(argv) {
         Ok(a) => Ok(a.run),
-        Err(e) => {
-            let msg = e.render().to_string();
-            let first = msg
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim_start_matches("error: ");
-            Err(usage(blame_key(
-                file,
-                entry,
-                settings,
-                anyhow::anyhow!("{first}"),
-            )))
-        }
+        Err(e) => Err(usage(blame_key(
+            file,
+            entry,
+            words,
+            anyhow::anyhow!("{}", clap_message(&e)),
+        ))),
     }
 }
 
-/// `err` as an error at the key that causes it on its own (tried one key at a time), or
-/// else at the `[[stream]]` header.
+/// The first line of a clap error, without its `error: ` prefix.
+fn clap_message(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or("");
+    first.trim_start_matches("error: ").to_string()
+}
+
+/// `err` as an error at the key that causes it on its own (tried one key at a time, with
+/// the command-line words each setting stands for), or else at the `[[stream]]` header.
 fn blame_key(
     file: &frameflow::config::ConfigFile,
     entry: &frameflow::config::StreamEntry,
-    settings: &[frameflow::config::Setting],
+    words: &[(&frameflow::config::Setting, Vec<String>)],
     err: anyhow::Error,
 ) -> anyhow::Error {
     use clap::Parser as _;
-    for s in settings {
-        let Ok(words) = setting_words(file, s) else {
-            continue;
-        };
+    for (s, w) in words {
         let mut argv = vec!["[[stream]]".to_string()];
         if s.key != "input" {
             argv.push("--input=probe.mp4".into());
         }
-        argv.extend(words);
+        argv.extend(w.iter().cloned());
         let alone = match cli::StreamArgs::try_parse_from(&argv) {
             Ok(a) => run_config(&a.run).err().map(|f| match f {
                 Failure::Usage(e) | Failure::Runtime(e) => format!("{e:#}"),
             }),
-            Err(e) => Some(
-                e.render()
-                    .to_string()
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .trim_start_matches("error: ")
-                    .to_string(),
-            ),
+            Err(e) => Some(clap_message(&e)),
         };
         if let Some(msg) = alone {
             return file.key_error(s, msg).into();
@@ -665,32 +639,33 @@ fn cmd_run(args: &RunArgs, cli: &Cli, matches: &clap::ArgMatches) -> Result<Exit
         status::Display::pick(cli.quiet),
         plan.stats_json.clone(),
     );
+    // One thread per stream (its decode thread), with the main thread's stack size.
     let results: Vec<Result<pipeline::RunOutcome, pipeline::PipelineError>> =
-        if let [(p, t)] = &plan.streams.iter().zip(&taps).collect::<Vec<_>>()[..] {
-            vec![pipeline::run(&p.cfg, &control, t)]
-        } else {
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = plan
-                    .streams
-                    .iter()
-                    .zip(&taps)
-                    .map(|(p, t)| {
-                        let control = &control;
-                        scope.spawn(move || pipeline::run(&p.cfg, control, t))
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = plan
+                .streams
+                .iter()
+                .zip(&taps)
+                .map(|(p, t)| {
+                    let control = &control;
+                    std::thread::Builder::new()
+                        .name("ff-stream".into())
+                        .stack_size(8 << 20)
+                        .spawn_scoped(scope, move || pipeline::run(&p.cfg, control, t))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    let h = h.map_err(pipeline::PipelineError::Thread)?;
+                    h.join().unwrap_or_else(|_| {
+                        Err(pipeline::PipelineError::Thread(std::io::Error::other(
+                            "stream thread panicked",
+                        )))
                     })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            Err(pipeline::PipelineError::Thread(std::io::Error::other(
-                                "stream thread panicked",
-                            )))
-                        })
-                    })
-                    .collect()
-            })
-        };
+                })
+                .collect()
+        });
     status.finish();
     if let Some(path) = &plan.stats_json {
         let report = frameflow::pipeline::stats::Report::new(

@@ -180,6 +180,16 @@ fn status_loop(
     let _ = multi.clear();
 }
 
+/// The progress bar of `apply` and `watch --once`: files done out of `len`.
+pub fn files_bar(len: u64) -> ProgressBar {
+    let b = ProgressBar::new(len);
+    b.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} files, {per_sec}, eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    b
+}
+
 fn new_bar(expected: u64) -> ProgressBar {
     if expected > 0 {
         let b = ProgressBar::new(expected);

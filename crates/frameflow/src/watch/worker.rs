@@ -8,7 +8,7 @@ use crate::pipeline::stats::Stats;
 use crate::sink::atomic::{AtomicDir, Replace, WriteError};
 use crate::sink::encode::{EncoderSet, ImageFormat};
 use crate::sink::naming::NameValues;
-use crate::source::still::{StillDecoder, StillFormat};
+use crate::source::still::StillDecoder;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use frameflow_filters::{ImageBuf, Scratch};
 use std::fs;
@@ -124,21 +124,9 @@ pub struct Writer<'a> {
     recycled: &'a Recycler,
 }
 
-/// The output format for an input whose first bytes are `head`.
+/// The output format for an input whose first bytes are `head` (as `apply` decides).
 pub fn output_format(cfg: &WatchConfig, head: &[u8]) -> ImageFormat {
-    cfg.format
-        .or_else(|| {
-            cfg.template
-                .literal_extension()
-                .and_then(ImageFormat::from_extension)
-        })
-        .unwrap_or(match StillFormat::sniff(head) {
-            Some(StillFormat::Png) => ImageFormat::Png,
-            Some(StillFormat::Bmp) => ImageFormat::Bmp,
-            Some(StillFormat::Pnm) => ImageFormat::Ppm,
-            Some(StillFormat::Webp) => ImageFormat::Webp,
-            _ => ImageFormat::Jpeg,
-        })
+    crate::batch::output_format(cfg.format, &cfg.template, head)
 }
 
 /// The output name (relative to the output directory) of input `rel`.
