@@ -1,6 +1,8 @@
 //! Frame selection on files: counts equal what the ffmpeg CLI selects with the matching
 //! options (`-vf fps=R`, `-skip_frame nokey`, `-ss`), and every drop by sampling is counted.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -47,24 +49,10 @@ fn frameflow_count(input: &Path, args: &[&str], out: &Path) -> (usize, String) {
 fn sampling_counts_match_the_ffmpeg_cli() {
     let tmp = tempfile::tempdir().expect("tmp");
     let clip = tmp.path().join("clip.mp4");
-    let made = Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=160x120:rate=25",
-            "-t",
-            "4",
-        ])
-        .args(["-c:v", "libx264", "-g", "10", "-bf", "2"])
-        .arg(&clip)
-        .status()
-        .expect("ffmpeg");
-    assert!(made.success());
+    let mut args = common::lavfi("testsrc2", 160, 120, 4.0);
+    args.extend(["-c:v", "libx264", "-g", "10", "-bf", "2"].map(String::from));
+    args.push(common::s(&clip));
+    common::ffmpeg(args);
     let all = ffmpeg_count(&[], &clip, &[]);
     assert_eq!(all, 100);
     let cases: Vec<(Vec<&str>, usize)> = vec![

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{KillOnDrop, free_port, list_dir, stats_u64};
+use common::{H, KillOnDrop, LiveServer, W, ffmpeg, free_port, lavfi, list_dir, s, stats_u64};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
@@ -12,24 +12,10 @@ use std::time::{Duration, Instant};
 
 /// MPEG-1 in an MPEG program stream, no B-frames, 320x240 at 25 fps.
 fn make_clip(path: &Path, secs: f32) {
-    let ok = Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=25",
-            "-t",
-        ])
-        .arg(secs.to_string())
-        .args(["-c:v", "mpeg1video", "-q:v", "4", "-f", "mpeg"])
-        .arg(path)
-        .status()
-        .expect("ffmpeg runs");
-    assert!(ok.success());
+    let mut args = lavfi("testsrc2", W, H, secs);
+    args.extend(["-c:v", "mpeg1video", "-q:v", "4", "-f", "mpeg"].map(String::from));
+    args.push(s(path));
+    ffmpeg(args);
 }
 
 #[test]
@@ -160,17 +146,8 @@ fn no_reconnect_ends_with_the_stream() {
     let tmp = tempfile::tempdir().expect("tmp");
     let clip = tmp.path().join("clip.mpg");
     make_clip(&clip, 1.0);
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}/cam.mpg");
-    let _server = KillOnDrop(
-        Command::new("ffmpeg")
-            .args(["-nostdin", "-v", "error", "-re", "-i"])
-            .arg(&clip)
-            .args(["-c", "copy", "-f", "mpeg", "-listen", "1", &url])
-            .spawn()
-            .expect("server"),
-    );
-    std::thread::sleep(Duration::from_millis(400));
+    let server = LiveServer::start(&clip, "mpeg", "cam.mpg", tmp.path());
+    let url = server.url.clone();
     let out = tmp.path().join("frames");
     let run = Command::new(env!("CARGO_BIN_EXE_frameflow"))
         .args(["run", "--no-reconnect", "-i", &url, "-o"])
@@ -236,17 +213,8 @@ fn slow_sink_under_each_overload_policy_counts_every_frame() {
     let clip = tmp.path().join("clip.mpg");
     make_clip(&clip, 4.0); // 100 frames at 25 fps
     for policy in ["drop-oldest", "drop-newest", "block"] {
-        let port = free_port();
-        let url = format!("http://127.0.0.1:{port}/cam.mpg");
-        let _server = KillOnDrop(
-            Command::new("ffmpeg")
-                .args(["-nostdin", "-v", "error", "-re", "-i"])
-                .arg(&clip)
-                .args(["-c", "copy", "-f", "mpeg", "-listen", "1", &url])
-                .spawn()
-                .expect("server"),
-        );
-        std::thread::sleep(Duration::from_millis(300));
+        let server = LiveServer::start(&clip, "mpeg", "cam.mpg", tmp.path());
+        let url = server.url.clone();
         let out = tmp.path().join(format!("out-{policy}"));
         let stats = tmp.path().join(format!("{policy}.json"));
         let mut args = vec![
