@@ -629,6 +629,46 @@ impl fmt::Display for Step {
     }
 }
 
+/// A chain that runs one output row at a time (see [`Chain::row_filter`]), for callers
+/// that produce the input in strips; rows are identical to [`Chain::apply`]'s.
+#[derive(Debug, Clone)]
+pub enum RowFilter {
+    /// The empty chain: each output row is its input row.
+    Identity,
+    /// One convolution kernel.
+    Kernel(Box<kernel::RowKernel>),
+}
+
+impl RowFilter {
+    /// Rows of context needed above and below each output row.
+    pub fn radius(&self) -> usize {
+        match self {
+            RowFilter::Identity => 0,
+            RowFilter::Kernel(k) => k.radius(),
+        }
+    }
+
+    /// Output row `y` of a `width`×`height` image of `channels` bands, into `out`;
+    /// `window[k]` is input row `y + k - radius` (see [`kernel::RowKernel::row`]).
+    pub fn row(
+        &self,
+        window: &[&[u8]],
+        y: usize,
+        width: usize,
+        height: usize,
+        channels: usize,
+        out: &mut [u8],
+    ) {
+        match self {
+            RowFilter::Identity => {
+                let rb = width * channels;
+                out[..rb].copy_from_slice(&window[0][..rb]);
+            }
+            RowFilter::Kernel(k) => k.row(window, y, width, height, channels, out),
+        }
+    }
+}
+
 /// A parsed filter chain. Cheap to clone, shareable between threads.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Chain {
@@ -801,6 +841,19 @@ impl Chain {
             .iter()
             .enumerate()
             .try_fold(input, |m, (i, s)| s.output_mode(i + 1, m))
+    }
+
+    /// The chain as a [`RowFilter`], if each output row can be computed from a few input
+    /// rows: the empty chain, or a single 3×3 / 5×5 kernel on an 8-bit path (every
+    /// built-in kernel). The output keeps the input's size and mode.
+    pub fn row_filter(&self) -> Option<RowFilter> {
+        match self.steps.as_slice() {
+            [] => Some(RowFilter::Identity),
+            [Step::Builtin(_, k) | Step::Kernel(k)] => {
+                k.rows().map(|k| RowFilter::Kernel(Box::new(k)))
+            }
+            _ => None,
+        }
     }
 
     /// Applies every step to `src`. Intermediate and final images live in `scratch`,

@@ -610,17 +610,117 @@ impl Kernel {
             for (kr, row) in rows.iter_mut().enumerate().take(n) {
                 *row = src.row((y + r - kr) as u32);
             }
-            let rows = &rows[..n];
-            if fused {
-                plan.row_fused3(rows, lo, c, out);
-                continue;
-            }
-            match (fast, fixed) {
-                (Some(fast), _) => fast.row(rows, lo, c, out),
-                (None, Some(f)) => f.row(n, rows, lo, c, out),
-                (None, None) => unreachable!("float path handled above"),
-            }
+            byte_row(fast, fixed, fused, &plan, &rows[..n], lo, c, out);
         }
+    }
+
+    /// This kernel as a [`RowKernel`], if its exact arithmetic reads the 8-bit rows
+    /// directly (every built-in kernel and most user kernels). `None` for the kernels
+    /// that need Pillow's f32 row ring (some non-integer 5×5 kernels).
+    pub fn rows(&self) -> Option<RowKernel> {
+        let plan = FloatPlan::new(self);
+        let fused =
+            self.fast.is_none() && self.fixed.is_none() && self.size == 3 && plan.nrows == 3;
+        (self.fast.is_some() || self.fixed.is_some() || fused).then(|| RowKernel {
+            kernel: self.clone(),
+            plan,
+            fused,
+        })
+    }
+}
+
+/// One output row interior from the 8-bit rows (`rows[kr]` is the image row kernel row
+/// `kr` multiplies), on the integer or fused-f32 path chosen by the caller.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn byte_row(
+    fast: Option<Fast3>,
+    fixed: Option<&Fixed>,
+    fused: bool,
+    plan: &FloatPlan,
+    rows: &[&[u8]],
+    lo: usize,
+    c: usize,
+    out: &mut [u8],
+) {
+    if fused {
+        plan.row_fused3(rows, lo, c, out);
+        return;
+    }
+    match (fast, fixed) {
+        (Some(fast), _) => fast.row(rows, lo, c, out),
+        (None, Some(f)) => f.row(rows.len(), rows, lo, c, out),
+        (None, None) => unreachable!("the f32 ring path is handled by the caller"),
+    }
+}
+
+/// A kernel applied one output row at a time, for callers that produce an image in
+/// strips and never hold all of it (a video frame converted a few rows at a time and
+/// encoded as the rows come). Every row is identical to the same row of
+/// [`Kernel::apply`]'s output. Made by [`Kernel::rows`].
+#[derive(Debug, Clone)]
+pub struct RowKernel {
+    kernel: Kernel,
+    plan: FloatPlan,
+    fused: bool,
+}
+
+impl RowKernel {
+    /// Rows of context above and below an output row: 1 (3×3) or 2 (5×5).
+    pub fn radius(&self) -> usize {
+        self.kernel.size / 2
+    }
+
+    /// Computes output row `y` of a `width`×`height` image of `channels` bands into
+    /// `out` (`width · channels` bytes). `window[k]` is input row `y + k - radius` for
+    /// `k` in `0..=2·radius`, each at least `width · channels` bytes; on the rows the
+    /// kernel copies unchanged (the outer `radius` rows, or every row of an image smaller
+    /// than the kernel) only `window[radius]` is read, and the others may be empty.
+    ///
+    /// # Panics
+    /// If `window` has fewer than `2·radius + 1` rows or a row it reads is too short.
+    pub fn row(
+        &self,
+        window: &[&[u8]],
+        y: usize,
+        width: usize,
+        height: usize,
+        channels: usize,
+        out: &mut [u8],
+    ) {
+        let (n, r, c) = (self.kernel.size, self.radius(), channels);
+        let rb = width * c;
+        let out = &mut out[..rb];
+        let centre = &window[r][..rb];
+        if width < n || height < n || y < r || y + r >= height {
+            out.copy_from_slice(centre);
+            return;
+        }
+        let (lo, hi) = (r * c, (width - r) * c);
+        out[..lo].copy_from_slice(&centre[..lo]);
+        out[hi..].copy_from_slice(&centre[hi..]);
+        // Kernel row kr multiplies image row y + r - kr, i.e. window[2r - kr].
+        let mut rows: [&[u8]; 5] = [&[]; 5];
+        for (kr, row) in rows.iter_mut().enumerate().take(n) {
+            *row = &window[2 * r - kr][..rb];
+        }
+        let k = &self.kernel;
+        simd::run(
+            Level::best(),
+            #[inline(always)]
+            || {
+                byte_row(
+                    k.fast,
+                    k.fixed.as_ref(),
+                    self.fused,
+                    &self.plan,
+                    &rows[..n],
+                    lo,
+                    c,
+                    &mut out[lo..hi],
+                )
+            },
+        );
     }
 }
 
@@ -1008,6 +1108,64 @@ mod tests {
             })
             .collect();
         ImageBuf::from_vec(w, h, mode, data).unwrap()
+    }
+
+    /// `k` row by row through [`RowKernel`], each window cut from `img`.
+    fn apply_rows(k: &RowKernel, img: &ImageBuf) -> Vec<u8> {
+        let (w, h, c) = (
+            img.width() as usize,
+            img.height() as usize,
+            img.mode().channels(),
+        );
+        let r = k.radius();
+        let mut out = vec![0u8; w * h * c];
+        for (y, o) in out.chunks_exact_mut(w * c).enumerate() {
+            // Rows outside the image are empty: they must never be read.
+            let window: Vec<&[u8]> = (0..=2 * r)
+                .map(|i| match (y + i).checked_sub(r) {
+                    Some(yy) if yy < h => img.as_ref().row(yy as u32),
+                    _ => &[][..],
+                })
+                .collect();
+            k.row(&window, y, w, h, c, o);
+        }
+        out
+    }
+
+    #[test]
+    fn rows_match_whole_image() {
+        let mut kernels: Vec<Kernel> = BUILTIN_NAMES
+            .iter()
+            .map(|n| Kernel::builtin(n).unwrap())
+            .collect();
+        let w5: Vec<f64> = (0..25).map(|i| f64::from(i % 7) - 3.0).collect();
+        kernels.push(Kernel::new(&w5, Some(4.0), 10.0).unwrap());
+        kernels.push(
+            Kernel::new(&[1.0, -2.0, 1.0, 0.5, 3.0, 0.5, 1.0, -2.0, 1.0], None, 7.0).unwrap(),
+        );
+        for k in &kernels {
+            let Some(rk) = k.rows() else {
+                assert!(k.size() == 5, "{k:?}: every 3x3 kernel runs by rows");
+                continue;
+            };
+            for (w, h, mode) in [
+                (1, 1, Mode::L),
+                (2, 9, Mode::Rgb),
+                (4, 4, Mode::Rgb),
+                (17, 13, Mode::Rgb),
+                (33, 8, Mode::Rgba),
+                (6, 40, Mode::L),
+            ] {
+                let img = lcg_image(w, h, mode, w * 31 + h);
+                let mut whole = ImageBuf::default();
+                k.apply(img.as_ref(), &mut whole);
+                assert_eq!(
+                    apply_rows(&rk, &img),
+                    whole.data(),
+                    "{k:?} {w}x{h} {mode:?}"
+                );
+            }
+        }
     }
 
     /// `k` applied to `img` on every instruction-set level (which must agree).

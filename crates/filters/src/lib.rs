@@ -34,6 +34,6 @@ mod rank;
 mod resample;
 mod simd;
 
-pub use chain::{Chain, FilterInfo, ParamDefault, ParamInfo, Scratch, describe_filters};
+pub use chain::{Chain, FilterInfo, ParamDefault, ParamInfo, RowFilter, Scratch, describe_filters};
 pub use error::{ChainError, FilterError};
 pub use image::{ImageBuf, ImageRef, Mode};

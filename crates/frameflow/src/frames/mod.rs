@@ -1,10 +1,13 @@
-//! Decoded frames and the pool of reusable RGB buffers they live in.
+//! Decoded frames, the slots that bound how many are in flight, and the RGB buffers
+//! workers convert them into.
 //!
-//! The pool holds a fixed number of buffers, created up front; a buffer goes decoder →
-//! queue → worker → back to the pool. The number of frames in memory is therefore fixed
-//! by design, whatever the stream does, and no frame allocates once the buffers have
-//! grown to the stream's size.
+//! The pool holds a fixed number of slots, created up front; a slot goes decoder →
+//! queue → worker → back to the pool with its frame's picture (which libavcodec's own
+//! frame pool then reuses). The number of frames in memory is therefore fixed by
+//! design, whatever the stream does. Each worker keeps its own RGB buffers, so no frame
+//! allocates once they have grown to the stream's size.
 
+use crate::source::Picture;
 use crossbeam_channel::{Receiver, Sender};
 use frameflow_filters::{ImageRef, Mode};
 use std::time::{Duration, Instant};
@@ -85,44 +88,55 @@ pub struct Frame {
     pub key: bool,
     /// When it left the decoder (latency is measured from here to the rename).
     pub decoded_at: Instant,
-    pub buf: FrameBuf,
+    /// The decoded picture, still in the decoder's pixel format: the worker that takes
+    /// the frame converts it (so the decode thread only decodes).
+    pub pic: Picture,
+    /// The frame's place in the pipeline, given back to the [`SlotPool`] when done.
+    pub slot: Slot,
 }
 
-/// A fixed set of reusable frame buffers.
+/// The right to hold one decoded frame in memory. Not `Clone`: a slot is either in
+/// its [`SlotPool`] or with exactly one frame.
+#[derive(Debug)]
+pub struct Slot(());
+
+/// A fixed number of [`Slot`]s: decoded frames in flight (queued or in a worker) never
+/// exceed it, whatever the stream does. The decoder takes a slot before it hands a
+/// frame over; the worker gives it back when the frame's file is written.
 #[derive(Clone)]
-pub struct BufferPool {
-    tx: Sender<FrameBuf>,
-    rx: Receiver<FrameBuf>,
+pub struct SlotPool {
+    tx: Sender<Slot>,
+    rx: Receiver<Slot>,
 }
 
-impl BufferPool {
-    /// A pool of `n` (≥ 1) empty buffers; they grow on first use.
-    pub fn new(n: usize) -> BufferPool {
+impl SlotPool {
+    /// A pool of `n` (≥ 1) slots.
+    pub fn new(n: usize) -> SlotPool {
         let n = n.max(1);
         let (tx, rx) = crossbeam_channel::bounded(n);
         for _ in 0..n {
             // Cannot fail: the channel has room for exactly n.
-            let _ = tx.try_send(FrameBuf::default());
+            let _ = tx.try_send(Slot(()));
         }
-        BufferPool { tx, rx }
+        SlotPool { tx, rx }
     }
 
-    /// A free buffer, if one is available now.
-    pub fn try_get(&self) -> Option<FrameBuf> {
+    /// A free slot, if one is available now.
+    pub fn try_get(&self) -> Option<Slot> {
         self.rx.try_recv().ok()
     }
 
-    /// Waits up to `timeout` for a free buffer.
-    pub fn get_timeout(&self, timeout: Duration) -> Option<FrameBuf> {
+    /// Waits up to `timeout` for a free slot.
+    pub fn get_timeout(&self, timeout: Duration) -> Option<Slot> {
         self.rx.recv_timeout(timeout).ok()
     }
 
-    /// Returns a buffer to the pool.
-    pub fn put(&self, buf: FrameBuf) {
-        let _ = self.tx.try_send(buf);
+    /// Returns a slot to the pool.
+    pub fn put(&self, slot: Slot) {
+        let _ = self.tx.try_send(slot);
     }
 
-    /// Buffers currently free.
+    /// Slots currently free.
     pub fn available(&self) -> usize {
         self.rx.len()
     }
@@ -147,14 +161,14 @@ mod tests {
 
     #[test]
     fn pool_is_bounded() {
-        let p = BufferPool::new(2);
+        let p = SlotPool::new(2);
         let a = p.try_get().unwrap();
         let b = p.try_get().unwrap();
         assert!(p.try_get().is_none());
         assert!(p.get_timeout(Duration::from_millis(1)).is_none());
         p.put(a);
         p.put(b);
-        p.put(FrameBuf::default()); // an extra buffer is dropped, not queued
+        p.put(Slot(())); // an extra slot is dropped, not queued
         assert_eq!(p.available(), 2);
     }
 }

@@ -1,23 +1,27 @@
-//! The `run` pipeline: one decode thread → a bounded queue → N workers (filter, encode,
-//! write a temporary file) → an in-order committer that names and renames.
+//! The `run` pipeline: one decode thread → a bounded queue → N workers (convert, filter,
+//! encode, write a temporary file) → an in-order committer that names and renames.
 //!
 //! Invariants:
-//! - Frames in memory are bounded by the buffer pool (`queue + workers + 1` buffers).
+//! - Frames in memory are bounded by the slot pool (`queue + workers + 1` slots).
 //! - Output names are assigned at commit time, in decode order, with no gaps: which
 //!   worker finishes first changes nothing on disk.
 //! - A file appears under its final name only when complete (see [`crate::sink::atomic`]).
 
+mod fused;
 pub mod stats;
 
-use crate::frames::{BufferPool, Frame};
+use crate::frames::{Frame, FrameBuf, Slot, SlotPool};
 use crate::sink::atomic::{AtomicDir, Replace, TempFile, WriteError};
 use crate::sink::encode::{EncodeError, EncodeOptions, Encoder, ImageFormat};
 use crate::sink::naming::{NameValues, Template};
 use crate::sink::preview::{Feed, Preview, PreviewEncoder, PreviewFrame};
-use crate::source::{Damage, InputSpec, OpenOptions, Source, SourceError};
+use crate::source::{
+    ConvertError, Converter, Damage, InputSpec, OpenOptions, Picture, Source, SourceError,
+};
 use crate::supervisor::{Backoff, Clock, Decision, EndCause, ReconnectPolicy, SystemClock, decide};
 use crossbeam_channel::{Receiver, Sender};
-use frameflow_filters::{Chain, FilterError, Scratch};
+use frameflow_filters::{Chain, FilterError, Mode, Scratch};
+use fused::{Fused, FusedError};
 use stats::{DropReason, Report, Stats, StreamState};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -315,6 +319,10 @@ enum FrameError {
     Encode(#[from] EncodeError),
     #[error("{0}")]
     Write(#[from] WriteError),
+    #[error("converting to RGB: {0}")]
+    Convert(#[from] ConvertError),
+    #[error("{0}")]
+    Fused(#[from] FusedError),
 }
 
 /// The directory-level failure behind `e`, if it is one (no space, quota, read-only
@@ -425,7 +433,7 @@ fn run_inner(cfg: &RunConfig, control: &Control, taps: &Taps) -> Result<RunOutco
 
     let workers = cfg.workers.max(1);
     let queue = cfg.queue.max(1);
-    let pool = BufferPool::new(queue + workers + 1);
+    let pool = SlotPool::new(queue + workers + 1);
     let (tx, rx) = crossbeam_channel::bounded::<Frame>(queue + workers + 1);
     let stats = taps.stats.clone();
     let shared = Shared {
@@ -501,7 +509,7 @@ struct DecodeState {
     last_rel_ms: f64,
     next_fps_ms: Option<f64>,
     /// Live inputs: (wall time, stream time in ms) of the last frame that found a free
-    /// buffer at once, i.e. when the pipeline was last keeping up with the stream.
+    /// slot at once, i.e. when the pipeline was last keeping up with the stream.
     anchor: Option<(Instant, f64)>,
 }
 
@@ -518,7 +526,7 @@ impl DecodeState {
 fn decode_loop(
     shared: &Shared<'_>,
     source: &mut Source,
-    pool: &BufferPool,
+    pool: &SlotPool,
     tx: &Sender<Frame>,
     rx: &Receiver<Frame>,
     state: &mut DecodeState,
@@ -591,27 +599,23 @@ fn decode_loop(
             let (t0, r0) = *anchor.get_or_insert((Instant::now(), rel_ms));
             t0 + Duration::from_secs_f64((rel_ms - r0).max(0.0) / 1000.0) + DROP_GRACE
         });
-        let (buf, at_once) = acquire(shared, pool, rx, due);
+        let (slot, at_once) = acquire(shared, pool, rx, due);
         if live && at_once {
             *anchor = Some((Instant::now(), rel_ms));
         }
-        let Some(mut buf) = buf else { continue };
-        if let Err(e) = source.convert_into(&mut buf) {
-            pool.put(buf);
-            shared.fail(&e.to_string());
-            continue;
-        }
+        let Some(slot) = slot else { continue };
         let frame = Frame {
             seq: *seq,
             pts_ms: meta.pts_ms,
             key: meta.key,
             decoded_at: Instant::now(),
-            buf,
+            pic: source.take_picture(),
+            slot,
         };
         *seq += 1;
         if let Err(e) = tx.send(frame) {
             // All workers are gone (cannot happen while we hold the channel open).
-            pool.put(e.into_inner().buf);
+            pool.put(e.into_inner().slot);
             return (EndCause::Finished, None);
         }
         stats.queue_depth.store(tx.len() as u64, Ordering::Relaxed);
@@ -624,7 +628,7 @@ fn decode_loop(
 fn supervise(
     shared: &Shared<'_>,
     source: &mut Source,
-    pool: &BufferPool,
+    pool: &SlotPool,
     tx: &Sender<Frame>,
     rx: &Receiver<Frame>,
     damage: &mut Damage,
@@ -694,16 +698,16 @@ fn supervise(
 /// pipeline within this bound of the live edge.
 pub const DROP_GRACE: Duration = Duration::from_millis(1000);
 
-/// A free buffer for the next frame, under the overload policy, and whether one was free
-/// at once. `None` means the frame is not to be converted: dropped (counted here) or the
-/// run is stopping. `due` is when a live frame becomes overdue; `None` (files) means a
-/// drop policy drops as soon as no buffer is free.
+/// A free slot for the next frame, under the overload policy, and whether one was free
+/// at once. `None` means the frame is not to be handed over: dropped (counted here) or
+/// the run is stopping. `due` is when a live frame becomes overdue; `None` (files) means a
+/// drop policy drops as soon as no slot is free.
 fn acquire(
     shared: &Shared<'_>,
-    pool: &BufferPool,
+    pool: &SlotPool,
     rx: &Receiver<Frame>,
     due: Option<Instant>,
-) -> (Option<crate::frames::FrameBuf>, bool) {
+) -> (Option<Slot>, bool) {
     let policy = shared.cfg.overload;
     let tick = Duration::from_millis(50);
     if let Some(b) = pool.try_get() {
@@ -723,9 +727,9 @@ fn acquire(
             if let Ok(old) = rx.try_recv() {
                 shared.stats.dropped(DropReason::DropOldest);
                 shared.finish(old.seq, None);
-                return (Some(old.buf), false);
+                return (Some(old.slot), false);
             }
-            // Every buffer is inside a worker: wait for one to come back.
+            // Every slot is inside a worker: wait for one to come back.
         }
         let wait = match due {
             Some(d) if policy != Overload::Block && !overdue => d
@@ -739,88 +743,87 @@ fn acquire(
     }
 }
 
-fn worker(shared: &Shared<'_>, rx: Receiver<Frame>, pool: BufferPool) {
-    let cfg = shared.cfg;
-    let mut scratch = Scratch::default();
-    let mut preview_enc = PreviewEncoder::default();
-    let preview = shared.preview.as_deref();
-    let mut encoder = match Encoder::new(cfg.encode) {
-        Ok(e) => e,
+/// A worker's reusable state: converter, RGB buffer, filter scratch, encoders.
+struct WorkerState {
+    conv: Converter,
+    /// The whole picture in RGB (plain path).
+    rgb: FrameBuf,
+    scratch: Scratch,
+    encoder: Encoder,
+    /// The strip-by-strip path, when the chain and format allow it.
+    fused: Option<Fused>,
+    preview_enc: PreviewEncoder,
+    /// A name of the right extension for temporary files (the real name is given at
+    /// commit time).
+    provisional: String,
+}
+
+impl WorkerState {
+    fn new(cfg: &RunConfig) -> Result<WorkerState, EncodeError> {
+        let encoder = Encoder::new(cfg.encode)?;
+        let fused = match cfg.chain.row_filter() {
+            Some(filter)
+                if cfg.encode.format == ImageFormat::Jpeg
+                    && cfg.chain.output_mode(Mode::Rgb).ok() == Some(Mode::Rgb) =>
+            {
+                Some(Fused::new(filter, cfg.encode.quality)?)
+            }
+            _ => None,
+        };
+        let provisional = cfg.template.render(&NameValues {
+            index: 0,
+            pts_ms: 0,
+            time: "t",
+            stream: &cfg.label,
+            stem: "s",
+            ext: cfg.encode.format.extension(),
+        });
+        Ok(WorkerState {
+            conv: Converter::default(),
+            rgb: FrameBuf::default(),
+            scratch: Scratch::default(),
+            encoder,
+            fused,
+            preview_enc: PreviewEncoder::default(),
+            provisional,
+        })
+    }
+}
+
+fn worker(shared: &Shared<'_>, rx: Receiver<Frame>, pool: SlotPool) {
+    let mut st = match WorkerState::new(shared.cfg) {
+        Ok(st) => st,
         Err(e) => {
             tracing::error!("cannot start encoder: {e}");
             // Still drain the queue so the decoder never blocks forever.
             for f in rx {
-                pool.put(f.buf);
+                pool.put(f.slot);
                 shared.finish(f.seq, None);
             }
             return;
         }
     };
-    let provisional = cfg.template.render(&NameValues {
-        index: 0,
-        pts_ms: 0,
-        time: "t",
-        stream: &cfg.label,
-        stem: "s",
-        ext: cfg.encode.format.extension(),
-    });
     for frame in rx.iter() {
         shared
             .stats
             .queue_depth
             .store(rx.len() as u64, Ordering::Relaxed);
+        let Frame {
+            seq,
+            pts_ms,
+            decoded_at,
+            pic,
+            slot,
+            ..
+        } = frame;
         if shared.control.abort.load(Ordering::Relaxed) {
-            pool.put(frame.buf);
-            shared.finish(frame.seq, None);
+            drop(pic);
+            pool.put(slot);
+            shared.finish(seq, None);
             continue;
         }
-        // With --raw-dir, the unfiltered frame too, encoded the same way.
-        let raw: Result<Option<TempFile>, FrameError> = match &shared.raw_dir {
-            None => Ok(None),
-            Some(rd) => (|| {
-                let bytes = encoder.encode(frame.buf.image())?;
-                Ok(Some(rd.write_temp(&provisional, bytes)?))
-            })(),
-        };
-        if let Some(p) = preview
-            && p.due(Feed::Raw)
-        {
-            preview_enc.publish_image(p, Feed::Raw, frame.buf.image(), frame.seq, frame.pts_ms);
-        }
-        let result: Result<(TempFile, Option<TempFile>), FrameError> = raw.and_then(|raw| {
-            let filtered = (|| {
-                let img = cfg.chain.apply(frame.buf.image(), &mut scratch)?;
-                let bytes = encoder.encode(img)?;
-                if let Some(p) = preview
-                    && p.due(Feed::Processed)
-                {
-                    if cfg.encode.format == ImageFormat::Jpeg {
-                        p.publish(
-                            Feed::Processed,
-                            PreviewFrame {
-                                jpeg: bytes::Bytes::copy_from_slice(bytes),
-                                width: img.width,
-                                height: img.height,
-                                seq: frame.seq,
-                                pts_ms: frame.pts_ms,
-                            },
-                        );
-                    } else {
-                        preview_enc.publish_image(p, Feed::Processed, img, frame.seq, frame.pts_ms);
-                    }
-                }
-                Ok(shared.dir.write_temp(&provisional, bytes)?)
-            })();
-            match filtered {
-                Ok(temp) => Ok((temp, raw)),
-                Err(e) => {
-                    shared.discard_raw(raw);
-                    Err(e)
-                }
-            }
-        });
-        let (seq, pts_ms, decoded_at) = (frame.seq, frame.pts_ms, frame.decoded_at);
-        pool.put(frame.buf);
+        let result = process(shared, &mut st, pic, seq, pts_ms);
+        pool.put(slot);
         match result {
             Ok((temp, raw)) => shared.finish(
                 seq,
@@ -839,6 +842,97 @@ fn worker(shared: &Shared<'_>, rx: Receiver<Frame>, pool: BufferPool) {
                 shared.fail(&format!("frame at {pts_ms} ms: {e}"));
                 shared.finish(seq, None);
             }
+        }
+    }
+}
+
+/// Converts, filters, encodes and writes one frame to a temporary file (and its raw
+/// twin with `--raw-dir`), feeding the preview on the way.
+fn process(
+    shared: &Shared<'_>,
+    st: &mut WorkerState,
+    pic: Picture,
+    seq: u64,
+    pts_ms: i64,
+) -> Result<(TempFile, Option<TempFile>), FrameError> {
+    let cfg = shared.cfg;
+    let preview = shared.preview.as_deref();
+    let raw_due = preview.is_some_and(|p| p.due(Feed::Raw));
+    if let Some(fused) = st.fused.as_mut()
+        && shared.raw_dir.is_none()
+        && !raw_due
+        && st.conv.strips_exact(&pic)?
+    {
+        let (width, height) = (pic.width(), pic.height());
+        let bytes = fused.encode(&pic, &mut st.conv)?;
+        drop(pic);
+        if let Some(p) = preview
+            && p.due(Feed::Processed)
+        {
+            p.publish(
+                Feed::Processed,
+                PreviewFrame {
+                    jpeg: bytes::Bytes::copy_from_slice(bytes),
+                    width,
+                    height,
+                    seq,
+                    pts_ms,
+                },
+            );
+        }
+        return Ok((shared.dir.write_temp(&st.provisional, bytes)?, None));
+    }
+    st.conv.convert(&pic, &mut st.rgb)?;
+    drop(pic);
+    let WorkerState {
+        rgb,
+        scratch,
+        encoder,
+        preview_enc,
+        provisional,
+        ..
+    } = st;
+    // With --raw-dir, the unfiltered frame too, encoded the same way.
+    let raw = match &shared.raw_dir {
+        None => None,
+        Some(rd) => {
+            let bytes = encoder.encode(rgb.image())?;
+            Some(rd.write_temp(provisional, bytes)?)
+        }
+    };
+    if let Some(p) = preview
+        && raw_due
+    {
+        preview_enc.publish_image(p, Feed::Raw, rgb.image(), seq, pts_ms);
+    }
+    let filtered = (|| -> Result<TempFile, FrameError> {
+        let img = cfg.chain.apply(rgb.image(), scratch)?;
+        let bytes = encoder.encode(img)?;
+        if let Some(p) = preview
+            && p.due(Feed::Processed)
+        {
+            if cfg.encode.format == ImageFormat::Jpeg {
+                p.publish(
+                    Feed::Processed,
+                    PreviewFrame {
+                        jpeg: bytes::Bytes::copy_from_slice(bytes),
+                        width: img.width,
+                        height: img.height,
+                        seq,
+                        pts_ms,
+                    },
+                );
+            } else {
+                preview_enc.publish_image(p, Feed::Processed, img, seq, pts_ms);
+            }
+        }
+        Ok(shared.dir.write_temp(provisional, bytes)?)
+    })();
+    match filtered {
+        Ok(temp) => Ok((temp, raw)),
+        Err(e) => {
+            shared.discard_raw(raw);
+            Err(e)
         }
     }
 }

@@ -78,6 +78,8 @@ pub enum EncodeError {
     },
     #[error("JPEG encoder (libjpeg-turbo): {0}")]
     Jpeg(#[from] turbojpeg::Error),
+    #[error("JPEG row encoder ({step}): {reason}")]
+    JpegRows { step: &'static str, reason: String },
     #[error("PNG encoder: {0}")]
     Png(#[from] png::EncodingError),
     #[error("WebP encoder: {0}")]

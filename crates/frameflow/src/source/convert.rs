@@ -9,6 +9,40 @@ use crate::frames::FrameBuf;
 use ffmpeg_next::ffi;
 use std::ptr;
 
+/// A decoded picture in the decoder's own pixel format: libavcodec's frame, moved out
+/// of the decoder (no pixels copied), on its way to the worker that converts it.
+/// Dropping it hands the frame's buffers back to libavcodec's pool.
+pub struct Picture {
+    frame: ffmpeg_next::frame::Video,
+}
+
+impl std::fmt::Debug for Picture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Picture")
+            .field("width", &self.width())
+            .field("height", &self.height())
+            .finish()
+    }
+}
+
+impl Picture {
+    pub(crate) fn new(frame: ffmpeg_next::frame::Video) -> Picture {
+        Picture { frame }
+    }
+
+    pub fn width(&self) -> u32 {
+        self.frame.width()
+    }
+
+    pub fn height(&self) -> u32 {
+        self.frame.height()
+    }
+}
+
+/// Rows per call when converting in strips ([`Converter::convert_rows`]): a multiple of
+/// every vertical chroma subsampling libswscale's direct converters handle.
+pub const STRIP_ROWS: u32 = 16;
+
 /// Why a frame could not be converted.
 #[derive(Debug, thiserror::Error)]
 pub enum ConvertError {
@@ -35,6 +69,12 @@ struct Key {
 pub struct Converter {
     ctx: *mut ffi::SwsContext,
     key: Option<Key>,
+    /// Whether strips of this geometry convert exactly like the whole frame: `None`
+    /// until checked on the first frame (see [`Converter::strips_exact`]).
+    strips: Option<bool>,
+    /// Whole-frame and strip-by-strip conversions of the first frame, compared once per
+    /// geometry.
+    check: Option<Box<(FrameBuf, FrameBuf)>>,
 }
 
 // SAFETY: the SwsContext is owned exclusively by this value and only used through &mut.
@@ -45,6 +85,8 @@ impl Default for Converter {
         Converter {
             ctx: ptr::null_mut(),
             key: None,
+            strips: None,
+            check: None,
         }
     }
 }
@@ -68,6 +110,19 @@ fn matrix_for(colorspace: i32) -> i32 {
     }
 }
 
+/// Pixel formats libswscale converts to RGB24 with its direct (row-pair) YUV converter.
+fn direct_format(format: i32) -> bool {
+    use ffi::AVPixelFormat as F;
+    [
+        F::AV_PIX_FMT_YUV420P,
+        F::AV_PIX_FMT_YUVJ420P,
+        F::AV_PIX_FMT_YUV422P,
+        F::AV_PIX_FMT_YUVJ422P,
+    ]
+    .iter()
+    .any(|&f| f as i32 == format)
+}
+
 fn pix_fmt_name(format: i32) -> String {
     // SAFETY: av_get_pix_fmt_name accepts any value and returns a static string or NULL.
     unsafe {
@@ -81,14 +136,86 @@ fn pix_fmt_name(format: i32) -> String {
 }
 
 impl Converter {
-    /// Converts `frame` into `dst` (reshaped to the frame's size).
-    pub fn convert(
+    /// Converts `pic` into `dst` (reshaped to the picture's size).
+    pub fn convert(&mut self, pic: &Picture, dst: &mut FrameBuf) -> Result<(), ConvertError> {
+        let f = self.prepare(pic)?;
+        dst.reshape(f.width as u32, f.height as u32);
+        // SAFETY: `dst` was just reshaped to the picture's size.
+        unsafe { self.scale_rows(f, 0, f.height as u32, dst, 0) }
+    }
+
+    /// Converts image rows `y0 .. y0 + n` of `pic` into rows `at .. at + n` of `dst`,
+    /// which must already be `pic`'s width and at least `at + n` rows high. `y0` must be
+    /// a multiple of [`STRIP_ROWS`], and the result equals the same rows of
+    /// [`Converter::convert`] only where [`Converter::strips_exact`] says so.
+    pub fn convert_rows(
         &mut self,
-        frame: &ffmpeg_next::frame::Video,
+        pic: &Picture,
+        y0: u32,
+        n: u32,
         dst: &mut FrameBuf,
+        at: u32,
     ) -> Result<(), ConvertError> {
-        // SAFETY: frame wraps a valid AVFrame holding a decoded picture.
-        let f = unsafe { &*frame.as_ptr() };
+        let f = self.prepare(pic)?;
+        let (w, h) = (f.width as u32, f.height as u32);
+        if dst.width() != w
+            || dst.height() < at.saturating_add(n)
+            || !y0.is_multiple_of(STRIP_ROWS)
+            || y0.checked_add(n).is_none_or(|end| end > h)
+        {
+            return Err(ConvertError::Failed {
+                width: f.width,
+                height: f.height,
+            });
+        }
+        // SAFETY: checked just above: the rows exist in the picture and in `dst`.
+        unsafe { self.scale_rows(f, y0, n, dst, at) }
+    }
+
+    /// Whether converting `pic` in strips of [`STRIP_ROWS`] gives exactly the bytes of
+    /// converting it whole. Only libswscale's direct YUV → RGB converters (planar 4:2:0
+    /// and 4:2:2, used with the CLI's flags) convert each row pair on its own; even for
+    /// those it is checked, on the first picture of each geometry, by doing both and
+    /// comparing.
+    pub fn strips_exact(&mut self, pic: &Picture) -> Result<bool, ConvertError> {
+        self.prepare(pic)?;
+        if let Some(ok) = self.strips {
+            return Ok(ok);
+        }
+        let ok = direct_format(self.key.map_or(-1, |k| k.format))
+            && pic.height().is_multiple_of(2)
+            && self.compare_strips(pic)?;
+        if !ok {
+            tracing::debug!(
+                width = pic.width(),
+                height = pic.height(),
+                "pictures are converted whole (strips would not be exact)"
+            );
+        }
+        self.strips = Some(ok);
+        self.check = None;
+        Ok(ok)
+    }
+
+    fn compare_strips(&mut self, pic: &Picture) -> Result<bool, ConvertError> {
+        let mut bufs = self.check.take().unwrap_or_default();
+        let (whole, strips) = &mut *bufs;
+        self.convert(pic, whole)?;
+        strips.reshape(pic.width(), pic.height());
+        let h = pic.height();
+        let mut y = 0;
+        while y < h {
+            let n = STRIP_ROWS.min(h - y);
+            self.convert_rows(pic, y, n, strips, y)?;
+            y += n;
+        }
+        Ok(whole.image().data == strips.image().data)
+    }
+
+    /// Checks the picture and (re)builds the context for its geometry and colour tags.
+    fn prepare<'p>(&mut self, pic: &'p Picture) -> Result<&'p ffi::AVFrame, ConvertError> {
+        // SAFETY: the picture wraps a valid AVFrame holding a decoded picture.
+        let f = unsafe { &*pic.frame.as_ptr() };
         let key = Key {
             width: f.width,
             height: f.height,
@@ -104,26 +231,69 @@ impl Converter {
         }
         if self.key != Some(key) || self.ctx.is_null() {
             self.rebuild(key)?;
+            self.strips = None;
         }
-        dst.reshape(f.width as u32, f.height as u32);
-        let stride = dst.stride() as i32;
-        let out = dst.storage_mut().as_mut_ptr();
+        Ok(f)
+    }
+
+    /// Runs libswscale on picture rows `y0 .. y0 + n` into `dst` rows `at ..`.
+    ///
+    /// # Safety
+    /// `f` is the prepared picture, `y0 + n <= f.height`, `y0` is a multiple of
+    /// [`STRIP_ROWS`] (or 0 with `n == f.height`), and `dst` has `f.width` columns and
+    /// at least `at + n` rows.
+    unsafe fn scale_rows(
+        &mut self,
+        f: &ffi::AVFrame,
+        y0: u32,
+        n: u32,
+        dst: &mut FrameBuf,
+        at: u32,
+    ) -> Result<(), ConvertError> {
+        let stride = dst.stride();
+        let out = dst.storage_mut()[at as usize * stride..].as_mut_ptr();
         let dst_planes: [*mut u8; 4] = [out, ptr::null_mut(), ptr::null_mut(), ptr::null_mut()];
-        let dst_strides: [i32; 4] = [stride, 0, 0, 0];
-        // SAFETY: the source planes/linesizes describe the decoded picture; the
-        // destination holds stride*height bytes plus tail padding (FrameBuf::reshape).
+        let dst_strides: [i32; 4] = [stride as i32, 0, 0, 0];
+        // Each call is a whole "frame" to libswscale starting at its row 0: the source
+        // planes start at row y0 (chroma planes at y0 >> log2_chroma_h), the output at
+        // `out`. Only strips_exact-checked geometries use y0 > 0.
+        let mut src: [*const u8; 8] = [ptr::null(); 8];
+        // SAFETY: the descriptor of a pixel format libswscale accepted is valid.
+        let chroma_shift = unsafe {
+            let d =
+                ffi::av_pix_fmt_desc_get(std::mem::transmute::<i32, ffi::AVPixelFormat>(f.format));
+            if d.is_null() {
+                0
+            } else {
+                u32::from((*d).log2_chroma_h)
+            }
+        };
+        for (p, s) in src.iter_mut().enumerate() {
+            if f.data[p].is_null() {
+                continue;
+            }
+            let rows = if p == 1 || p == 2 {
+                y0 >> chroma_shift
+            } else {
+                y0
+            };
+            // SAFETY: row `rows` of plane p exists (y0 < height); linesize may be negative.
+            *s = unsafe { f.data[p].offset(rows as isize * f.linesize[p] as isize) };
+        }
+        // SAFETY: source planes/linesizes describe rows y0.. of the decoded picture; the
+        // destination holds n rows from `out` plus tail padding (FrameBuf::reshape).
         let rows = unsafe {
             ffi::sws_scale(
                 self.ctx,
-                f.data.as_ptr() as *const *const u8,
+                src.as_ptr(),
                 f.linesize.as_ptr(),
                 0,
-                f.height,
+                n as i32,
                 dst_planes.as_ptr(),
                 dst_strides.as_ptr(),
             )
         };
-        if rows != f.height {
+        if rows != n as i32 {
             return Err(ConvertError::Failed {
                 width: f.width,
                 height: f.height,
@@ -199,7 +369,73 @@ impl Converter {
 
 #[cfg(test)]
 mod tests {
-    use super::matrix_for;
+    use super::*;
+    use crate::source::{InputSpec, OpenOptions, Source};
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+
+    /// The first picture of a lavfi source in `pix_fmt`.
+    fn picture(size: &str, pix_fmt: &str) -> Picture {
+        crate::source::init_ffmpeg(ffmpeg_next::ffi::AV_LOG_QUIET);
+        // testsrc2 rounds its size to even numbers: scale to odd ones.
+        let (w, h) = size.split_once('x').unwrap();
+        let spec = InputSpec::parse(&format!(
+            "lavfi:testsrc2=size=640x360:rate=25,scale={w}:{h},format={pix_fmt}"
+        ))
+        .unwrap();
+        let mut src = Source::open(
+            &spec,
+            &OpenOptions::default(),
+            Arc::new(AtomicBool::new(false)),
+        )
+        .unwrap();
+        src.next_frame().unwrap().unwrap();
+        src.take_picture()
+    }
+
+    #[test]
+    fn strips_are_exact_for_direct_yuv_and_refused_otherwise() {
+        let mut conv = Converter::default();
+        for (size, fmt, want) in [
+            ("640x360", "yuv420p", true),
+            ("854x480", "yuv420p", true),
+            ("352x288", "yuv422p", true),
+            ("320x240", "yuvj420p", true),
+            ("321x240", "yuv420p", true),
+            ("320x241", "yuv420p", false),
+            ("352x288", "yuv444p", false),
+            ("352x288", "rgb24", false),
+        ] {
+            let pic = picture(size, fmt);
+            assert_eq!(conv.strips_exact(&pic).unwrap(), want, "{size} {fmt}");
+            // Strips of an exact geometry give the whole conversion's rows.
+            if want {
+                let mut whole = FrameBuf::default();
+                conv.convert(&pic, &mut whole).unwrap();
+                let mut rows = FrameBuf::default();
+                rows.reshape(pic.width(), STRIP_ROWS);
+                conv.convert_rows(&pic, STRIP_ROWS, STRIP_ROWS, &mut rows, 0)
+                    .unwrap();
+                let rb = pic.width() as usize * 3;
+                for y in 0..STRIP_ROWS as usize {
+                    let want_row =
+                        &whole.image().data[(y + STRIP_ROWS as usize) * whole.stride()..][..rb];
+                    assert_eq!(
+                        &rows.image().data[y * rows.stride()..][..rb],
+                        want_row,
+                        "{size} {fmt} row {y}"
+                    );
+                }
+            }
+        }
+        // Rows out of range, or not on a strip boundary, are refused.
+        let pic = picture("64x48", "yuv420p");
+        let mut rows = FrameBuf::default();
+        rows.reshape(64, STRIP_ROWS);
+        assert!(conv.convert_rows(&pic, 40, 16, &mut rows, 0).is_err());
+        assert!(conv.convert_rows(&pic, 8, 8, &mut rows, 0).is_err());
+        assert!(conv.convert_rows(&pic, 16, 16, &mut rows, 1).is_err());
+    }
 
     #[test]
     fn unknown_matrices_fall_back_to_bt601() {
