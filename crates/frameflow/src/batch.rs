@@ -11,17 +11,32 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::SystemTime;
 
-/// Settings of one `apply` run.
+/// What to make of image files: the filter chain, the output directory and names, the
+/// encoding, the threads. The settings of one [`apply`] run; `watch` holds one in
+/// [`WatchConfig::job`](crate::watch::WatchConfig::job).
 #[derive(Debug, Clone)]
-pub struct ApplyConfig {
+pub struct ImageJob {
     pub chain: Chain,
     pub out_dir: PathBuf,
+    /// Output names, relative to `out_dir` (`watch` keeps an input's subdirectory).
     pub template: Template,
     /// Output format; `None` = the template's extension, else the input's own format.
     pub format: Option<ImageFormat>,
+    /// JPEG/WebP quality, 1..100.
     pub quality: u8,
+    /// Worker threads (0 is taken as 1).
     pub workers: usize,
+    /// Replace an existing output of the same name. Otherwise `apply` fails that input
+    /// and `watch` writes the first free `-1`, `-2`, ... variant of the name.
     pub overwrite: bool,
+}
+
+impl ImageJob {
+    /// The format of the output of an input whose first bytes are `head`
+    /// (see [`output_format`]).
+    pub fn output_format(&self, head: &[u8]) -> ImageFormat {
+        output_format(self.format, &self.template, head)
+    }
 }
 
 /// Why one file failed.
@@ -62,21 +77,21 @@ pub struct ApplyReport {
     pub failed: Vec<ApplyError>,
 }
 
-/// Filters `files` into `cfg.out_dir`. `on_done` is called after each file (progress).
+/// Filters `files` into `job.out_dir`. `on_done` is called after each file (progress).
 pub fn apply(
-    cfg: &ApplyConfig,
+    job: &ImageJob,
     files: &[PathBuf],
     stop: &AtomicBool,
     on_done: &(dyn Fn(&Path, Result<&Path, &ApplyError>) + Sync),
 ) -> Result<ApplyReport, WriteError> {
-    let dir = AtomicDir::open(&cfg.out_dir, false)?;
+    let dir = AtomicDir::open(&job.out_dir, false)?;
     let next = AtomicUsize::new(0);
     let report = Mutex::new(ApplyReport::default());
-    let workers = cfg.workers.clamp(1, files.len().max(1));
+    let workers = job.workers.clamp(1, files.len().max(1));
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
-                let mut w = Worker::new(cfg);
+                let mut w = Worker::new(job);
                 loop {
                     if stop.load(Ordering::Relaxed) {
                         break;
@@ -99,30 +114,30 @@ pub fn apply(
 }
 
 struct Worker<'a> {
-    cfg: &'a ApplyConfig,
+    job: &'a ImageJob,
     scratch: Scratch,
     encoders: EncoderSet,
 }
 
 impl<'a> Worker<'a> {
-    fn new(cfg: &'a ApplyConfig) -> Self {
+    fn new(job: &'a ImageJob) -> Self {
         Worker {
-            cfg,
+            job,
             scratch: Scratch::default(),
-            encoders: EncoderSet::new(cfg.quality),
+            encoders: EncoderSet::new(job.quality),
         }
     }
 
     fn one(&mut self, dir: &AtomicDir, index: u64, path: &Path) -> Result<PathBuf, ApplyError> {
-        let cfg = self.cfg;
+        let job = self.job;
         let data = std::fs::read(path).map_err(|source| StillError::Read {
             path: path.to_path_buf(),
             source,
         })?;
         let img = still::decode_image(path, &data)?;
-        let format = output_format(cfg.format, &cfg.template, &data);
+        let format = job.output_format(&data);
         let out = self
-            .cfg
+            .job
             .chain
             .apply(img.as_ref(), &mut self.scratch)
             .map_err(|source| ApplyError::Filter {
@@ -142,7 +157,7 @@ impl<'a> Worker<'a> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "image".into());
         let time = utc_timestamp(SystemTime::now());
-        let rel = cfg.template.render(&NameValues {
+        let rel = job.template.render(&NameValues {
             index,
             pts_ms: 0,
             time: &time,
@@ -155,7 +170,7 @@ impl<'a> Worker<'a> {
             source,
         };
         let temp = dir.write_temp(&rel, bytes).map_err(write_err)?;
-        let replace = if cfg.overwrite {
+        let replace = if job.overwrite {
             Replace::Allowed
         } else {
             Replace::Never

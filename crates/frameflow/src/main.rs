@@ -6,7 +6,8 @@ mod status;
 
 use anyhow::Context as _;
 use clap::{CommandFactory, FromArgMatches};
-use cli::{ApplyArgs, Cli, Command, ProbeArgs, RunArgs, WatchArgs};
+use cli::{ApplyArgs, Cli, Command, ImageArgs, ProbeArgs, RunArgs, WatchArgs};
+use frameflow::batch::ImageJob;
 use frameflow::filters::{Chain, Mode, ParamDefault, describe_filters};
 use frameflow::pipeline::{self, Control, Overload, RunConfig, Sampling};
 use frameflow::sink::atomic;
@@ -158,25 +159,41 @@ fn worker_count(flag: Option<u64>) -> usize {
     )
 }
 
-fn cmd_apply(args: &ApplyArgs, cli: &Cli) -> Result<ExitCode, Failure> {
-    use frameflow::batch::{ApplyConfig, apply};
-    let chain = parse_chain(&args.image.chain)?;
-    let template = Template::parse(&args.name).map_err(usage)?;
-    let format = format_choice(args.image.format.as_deref(), &template)?;
-    let cfg = ApplyConfig {
+/// The job of `apply` or `watch`: their shared options with `-o`, `--name` and
+/// `--overwrite`. The first usage error found is reported, checking in this order:
+/// `-f`, `--name` (parsed, then `check_name`), `--format`.
+fn image_job(
+    image: &ImageArgs,
+    out: &std::path::Path,
+    name: &str,
+    overwrite: bool,
+    check_name: fn(&Template) -> Result<(), String>,
+) -> Result<ImageJob, Failure> {
+    let chain = parse_chain(&image.chain)?;
+    let template = Template::parse(name).map_err(usage)?;
+    check_name(&template).map_err(|e| usage(anyhow::anyhow!(e)))?;
+    let format = format_choice(image.format.as_deref(), &template)?;
+    Ok(ImageJob {
         chain,
-        out_dir: args.out.clone(),
+        out_dir: out.to_path_buf(),
         template,
         format,
-        quality: args.image.quality,
-        workers: worker_count(args.image.workers),
-        overwrite: args.overwrite,
-    };
+        quality: image.quality,
+        workers: worker_count(image.workers),
+        overwrite,
+    })
+}
+
+fn cmd_apply(args: &ApplyArgs, cli: &Cli) -> Result<ExitCode, Failure> {
+    use frameflow::batch::apply;
+    let job = image_job(&args.image, &args.out, &args.name, args.overwrite, |_| {
+        Ok(())
+    })?;
     let control = Control::default();
-    install_signals(&control, vec![cfg.out_dir.clone()])?;
+    install_signals(&control, vec![job.out_dir.clone()])?;
     let bar = (!cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .then(|| status::files_bar(args.files.len() as u64));
-    let report = apply(&cfg, &args.files, &control.stop, &|_, res| {
+    let report = apply(&job, &args.files, &control.stop, &|_, res| {
         if let Err(e) = res {
             match &bar {
                 Some(b) => b.println(format!("frameflow: error: {e}")),
@@ -194,7 +211,7 @@ fn cmd_apply(args: &ApplyArgs, cli: &Cli) -> Result<ExitCode, Failure> {
         eprintln!(
             "frameflow: wrote {} file(s) to {}, {} failed",
             report.written.len(),
-            cfg.out_dir.display(),
+            job.out_dir.display(),
             report.failed.len()
         );
     }
@@ -209,10 +226,13 @@ fn cmd_apply(args: &ApplyArgs, cli: &Cli) -> Result<ExitCode, Failure> {
 
 fn cmd_watch(args: &WatchArgs, cli: &Cli) -> Result<ExitCode, Failure> {
     use frameflow::watch::{self, Disposal, WatchConfig, WatchError};
-    let chain = parse_chain(&args.image.chain)?;
-    let template = Template::parse(&args.name).map_err(usage)?;
-    watch::check_template(&template).map_err(|e| usage(anyhow::anyhow!(e)))?;
-    let format = format_choice(args.image.format.as_deref(), &template)?;
+    let job = image_job(
+        &args.image,
+        &args.out,
+        &args.name,
+        args.overwrite,
+        watch::check_template,
+    )?;
     let disposal = match (&args.done, args.keep_input) {
         (Some(d), _) => Disposal::MoveTo(d.clone()),
         (None, true) => Disposal::Keep,
@@ -220,12 +240,7 @@ fn cmd_watch(args: &WatchArgs, cli: &Cli) -> Result<ExitCode, Failure> {
     };
     let cfg = WatchConfig {
         dir: args.dir.clone(),
-        chain,
-        out_dir: args.out.clone(),
-        template,
-        format,
-        quality: args.image.quality,
-        workers: worker_count(args.image.workers),
+        job,
         failed_dir: args
             .failed
             .clone()
@@ -233,18 +248,17 @@ fn cmd_watch(args: &WatchArgs, cli: &Cli) -> Result<ExitCode, Failure> {
         disposal,
         once: args.once,
         recursive: args.recursive,
-        overwrite: args.overwrite,
         stats_json: args.stats_json.clone(),
     };
     let control = Control::default();
-    install_signals(&control, vec![cfg.out_dir.clone()])?;
+    install_signals(&control, vec![cfg.job.out_dir.clone()])?;
     let bar = (args.once && !cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .then(|| status::files_bar(0));
     if !args.once && !cli.quiet {
         tracing::info!(
             "watching {} → {} (Ctrl-C to stop)",
             cfg.dir.display(),
-            cfg.out_dir.display()
+            cfg.job.out_dir.display()
         );
     }
     let res = watch::watch(&cfg, &control, &|done, total| {
@@ -270,7 +284,7 @@ fn cmd_watch(args: &WatchArgs, cli: &Cli) -> Result<ExitCode, Failure> {
         eprintln!(
             "frameflow: wrote {} file(s) to {}{again}, {} failed; {:.1} s",
             summary.written,
-            cfg.out_dir.display(),
+            cfg.job.out_dir.display(),
             summary.failed,
             summary.report.elapsed_s,
         );

@@ -10,14 +10,13 @@ pub mod check;
 pub mod fsops;
 mod worker;
 
+use crate::batch::ImageJob;
 use crate::pipeline::Control;
 use crate::pipeline::stats::{Report, Stats};
 use crate::sink::atomic::{self, AtomicDir, WriteError};
-use crate::sink::encode::ImageFormat;
 use crate::sink::naming::{NameValues, Template};
 use check::is_ignored_name;
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, never, select};
-use frameflow_filters::Chain;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::fs;
 use std::io;
@@ -49,18 +48,13 @@ pub enum Disposal {
 #[derive(Debug, Clone)]
 pub struct WatchConfig {
     pub dir: PathBuf,
-    pub chain: Chain,
-    pub out_dir: PathBuf,
-    pub template: Template,
-    /// `None` = the template's extension, else the input's own format.
-    pub format: Option<ImageFormat>,
-    pub quality: u8,
-    pub workers: usize,
+    /// What to make of each input. Its template should pass [`check_template`]: a
+    /// restarted run recognises its earlier outputs by their names.
+    pub job: ImageJob,
     pub failed_dir: PathBuf,
     pub disposal: Disposal,
     pub once: bool,
     pub recursive: bool,
-    pub overwrite: bool,
     pub stats_json: Option<PathBuf>,
 }
 
@@ -169,7 +163,10 @@ fn prepare(cfg: &WatchConfig) -> Result<Dirs, WatchError> {
             cfg.dir.display()
         )));
     }
-    let mut own_dirs = vec![(&cfg.out_dir, "-o/--out"), (&cfg.failed_dir, "--failed")];
+    let mut own_dirs = vec![
+        (&cfg.job.out_dir, "-o/--out"),
+        (&cfg.failed_dir, "--failed"),
+    ];
     if let Disposal::MoveTo(d) = &cfg.disposal {
         own_dirs.push((d, "--done"));
     }
@@ -282,9 +279,9 @@ fn kept_and_done(cfg: &WatchConfig, path: &Path, rel: &Path) -> bool {
     let Ok(mtime) = meta.modified() else {
         return false;
     };
-    let out_rel = worker::output_rel(cfg, rel, worker::output_format(cfg, &head));
+    let out_rel = worker::output_rel(&cfg.job, rel, cfg.job.output_format(&head));
     matches!(
-        worker::find_existing(&cfg.out_dir, &out_rel, mtime),
+        worker::find_existing(&cfg.job.out_dir, &out_rel, mtime),
         Existing::Done(_)
     )
 }
@@ -352,8 +349,8 @@ pub fn watch(
     let dirs = prepare(cfg)?;
     // Two views of the output directory: temporaries are staged without a sync (the
     // worker syncs after setting the mark), commits sync the directory after the rename.
-    let stage = AtomicDir::open(&cfg.out_dir, false)?;
-    let commit = AtomicDir::open(&cfg.out_dir, true)?;
+    let stage = AtomicDir::open(&cfg.job.out_dir, false)?;
+    let commit = AtomicDir::open(&cfg.job.out_dir, true)?;
     atomic::remove_stale_temps(&cfg.failed_dir);
     if let Disposal::MoveTo(d) = &cfg.disposal {
         atomic::remove_stale_temps(d);
@@ -369,7 +366,7 @@ pub fn watch(
     };
     // Workers decode, filter and encode (CPU); writers write, sync, rename and dispose
     // (mostly waiting for the disk), so that the cores stay busy while outputs are synced.
-    let workers = cfg.workers.max(1);
+    let workers = cfg.job.workers.max(1);
     // Writers mostly wait on fsync; with small images they are the bottleneck, and
     // concurrent fsyncs share the disk's flushes (measured: 10k small files, 2 writers
     // 15-17 s, 4 writers 10 s, 8 writers 8-10 s).

@@ -4,6 +4,7 @@
 use super::check::complete_image;
 use super::fsops::{self, MAX_VARIANTS};
 use super::{Disposal, WatchConfig};
+use crate::batch::ImageJob;
 use crate::pipeline::stats::Stats;
 use crate::sink::atomic::{AtomicDir, Replace, WriteError};
 use crate::sink::encode::{EncoderSet, ImageFormat};
@@ -124,18 +125,13 @@ pub struct Writer<'a> {
     recycled: &'a Recycler,
 }
 
-/// The output format for an input whose first bytes are `head` (as `apply` decides).
-pub fn output_format(cfg: &WatchConfig, head: &[u8]) -> ImageFormat {
-    crate::batch::output_format(cfg.format, &cfg.template, head)
-}
-
 /// The output name (relative to the output directory) of input `rel`.
-pub fn output_rel(cfg: &WatchConfig, rel: &Path, format: ImageFormat) -> String {
+pub fn output_rel(job: &ImageJob, rel: &Path, format: ImageFormat) -> String {
     let stem = rel
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "image".into());
-    let name = cfg.template.render(&NameValues {
+    let name = job.template.render(&NameValues {
         index: 0,
         pts_ms: 0,
         time: "",
@@ -190,7 +186,7 @@ impl<'a> Worker<'a> {
             cfg,
             stats,
             scratch: Scratch::default(),
-            encoders: EncoderSet::new(cfg.quality),
+            encoders: EncoderSet::new(cfg.job.quality),
             decoder: StillDecoder::new(),
             data: Vec::new(),
             img: ImageBuf::default(),
@@ -224,9 +220,9 @@ impl<'a> Worker<'a> {
                 return Step::Done(Outcome::Stuck(format!("no modification time: {e}")));
             }
         };
-        let format = output_format(cfg, &self.data);
-        let out_rel = output_rel(cfg, rel, format);
-        let first_free = match find_existing(&cfg.out_dir, &out_rel, mtime) {
+        let format = cfg.job.output_format(&self.data);
+        let out_rel = output_rel(&cfg.job, rel, format);
+        let first_free = match find_existing(&cfg.job.out_dir, &out_rel, mtime) {
             Existing::Done(out) => {
                 return Step::Done(match dispose(cfg, &path, rel, &meta) {
                     Ok(true) => Outcome::AlreadyDone(out),
@@ -247,6 +243,7 @@ impl<'a> Worker<'a> {
         Stats::add(&self.stats.decoded, 1);
         let out = match self
             .cfg
+            .job
             .chain
             .apply(self.img.as_ref(), &mut self.scratch)
             .map_err(|e| e.to_string())
@@ -313,7 +310,7 @@ impl<'a> Writer<'a> {
         mtime: SystemTime,
     ) -> Result<PathBuf, StepError> {
         let werr = |source| StepError::Write {
-            path: self.cfg.out_dir.join(out_rel),
+            path: self.cfg.job.out_dir.join(out_rel),
             source,
         };
         // The temp file is marked (mtime = the input's) and synced before it is closed.
@@ -327,7 +324,7 @@ impl<'a> Writer<'a> {
             .map_err(werr)?;
         let mut k = first_free;
         loop {
-            let (rel, replace) = if self.cfg.overwrite {
+            let (rel, replace) = if self.cfg.job.overwrite {
                 (out_rel.to_string(), Replace::Allowed)
             } else {
                 (fsops::variant(out_rel, k), Replace::Never)
