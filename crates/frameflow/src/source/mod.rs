@@ -406,6 +406,11 @@ impl Source {
             if self.spec.is_live() {
                 self.interrupt.arm(Some(self.opts.timeout));
             }
+            // av_read_frame overwrites the packet without releasing what it held (the
+            // decoder took its own reference in send_packet): unreference it first, or
+            // every packet's data leaks (≈ the input's bitrate, forever, on a live input).
+            // SAFETY: the packet is ours and valid; unref leaves it blank and reusable.
+            unsafe { ffi::av_packet_unref(ff::packet::Mut::as_mut_ptr(&mut self.packet)) };
             let res = self.packet.read(&mut self.input);
             let timed_out = self.interrupt.timed_out.load(Ordering::Relaxed);
             self.interrupt.arm(None);
