@@ -339,8 +339,10 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, Failure> {
             // Sampling leaves the workers mostly idle: decoding is the job then.
             decode_share: if args.keyframes_only || args.fps.is_some() || args.every.is_some() {
                 source::DecodeShare::All
-            } else {
+            } else if input.is_live() {
                 source::DecodeShare::Half
+            } else {
+                source::DecodeShare::Files
             },
         },
         chain,

@@ -1,7 +1,7 @@
 //! Sources: anything libavformat opens, decoded with libavcodec and converted to RGB.
 //!
 //! The four settings the ffmpeg CLI makes and the library does not (FACTS.md) live here:
-//! decoder threads (`thread_count`, half the cores), short probing for live inputs, I/O
+//! decoder threads (`thread_count`, by input kind and bitrate), short probing for live inputs, I/O
 //! timeouts (both `rw_timeout` and an interrupt-callback deadline, so nothing blocks
 //! forever), and the colour matrix and range (see [`convert`]). Read errors are reported,
 //! never mistaken for the end of the stream.
@@ -75,14 +75,24 @@ pub struct OpenOptions {
 /// How many threads libavcodec decodes with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DecodeShare {
-    /// Every decoded frame is also filtered, encoded and written by workers that keep
-    /// the other cores busy: half the cores (at least one).
+    /// Live inputs: half the cores (at least one). A live stream's rate is far below what
+    /// one thread decodes, and each extra frame thread delays every frame by one more
+    /// frame interval.
     #[default]
     Half,
-    /// Decoding is most of the work (sampling drops most frames, or no workers wait
-    /// for it, as in `probe`): every core.
+    /// Files: whatever keeps the decoder from being the bottleneck. Half the cores when
+    /// the stream's bitrate says its frames decode quickly (below
+    /// [`LIGHT_BITS_PER_PIXEL`]: the workers are then the slower side and extra frame
+    /// threads only cost), else cores + 1 frame threads (libavcodec's own "auto").
+    Files,
+    /// Sampling and `probe`, where decoding is most of the work: every core.
     All,
 }
+
+/// Below this many bits per pixel a stream's frames decode faster than the workers
+/// filter and encode them, and one decode thread per two cores keeps up (see
+/// [`decoder_threads`]).
+pub const LIGHT_BITS_PER_PIXEL: f64 = 0.035;
 
 impl Default for OpenOptions {
     fn default() -> Self {
@@ -277,6 +287,17 @@ impl Source {
                 duration_s,
             )
         };
+        // SAFETY: reading plain fields of the stream's codec parameters.
+        let (bit_rate, width, height) = unsafe {
+            let p = &*params.as_ptr();
+            (p.bit_rate, p.width, p.height)
+        };
+        let bits_per_pixel = match frame_rate {
+            Some(r) if bit_rate > 0 && width > 0 && height > 0 => {
+                Some(bit_rate as f64 / (f64::from(width) * f64::from(height) * r))
+            }
+            _ => None,
+        };
         let format_name = input.format().name().to_string();
 
         let mut ctx = ff::codec::context::Context::from_parameters(params).map_err(|e| {
@@ -292,7 +313,7 @@ impl Source {
             let raw = ctx.as_mut_ptr();
             // See decoder_threads; the codec's default threading type (frame and/or
             // slice; ffmpeg-next's setter can only express one type).
-            (*raw).thread_count = decoder_threads(opts.decode_share);
+            (*raw).thread_count = decoder_threads(opts.decode_share, bits_per_pixel);
             (*raw).pkt_timebase = time_base.into();
             if opts.keyframes_only {
                 (*raw).skip_frame = ffi::AVDiscard::AVDISCARD_NONKEY;
@@ -509,20 +530,20 @@ impl Source {
     }
 }
 
-/// Decoder threads: half the cores (at least one). The workers keep the other half busy;
-/// since they also convert to RGB, the decode thread only decodes. Re-measured with the
-/// fused path (3 interleaved runs each): 1 thread 1.90–1.95 s, 2 threads 2.10–2.31 s.
-/// libavcodec's own auto setting starts cores + 1 frame threads, each holding its own
-/// context and reference frames. Measured on 2 cores (1080p H.264 → emboss → JPEG, four
-/// interleaved runs each): 1 decoder thread ran as fast as 2 (2.76 s vs 2.83 s median
-/// for 600 frames) with 10 MiB less peak RSS (126 vs 136 MiB); an earlier test found auto
-/// (3) no faster than 2 either.
-/// With sampling (`--fps`, `--every`, `--keyframes-only`) decoding dominates, so it gets
-/// every core.
-fn decoder_threads(share: DecodeShare) -> c_int {
+/// Decoder threads for `share`; `bits_per_pixel` is the stream's bitrate over its pixel
+/// rate, if known. Measured on 2 cores (1080p H.264 → emboss → JPEG, 600 frames,
+/// interleaved runs; the workers convert, filter and encode, the decode thread only
+/// decodes), 1 thread against 3: at 0.024 bits per pixel (1.5 Mbit/s) 1.82–2.01 s
+/// against 1.93–2.14 s; at 0.05 (3 Mbit/s) 2.55–2.86 s against 2.54–2.61 s; at 0.13
+/// (8 Mbit/s) 3.49–3.55 s against 3.09–3.20 s; at 2.7 (170 Mbit/s) 27.3 s against 15.3 s.
+/// Decoding time grows with the bits; the workers' time does not.
+fn decoder_threads(share: DecodeShare, bits_per_pixel: Option<f64>) -> c_int {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let light = bits_per_pixel.is_some_and(|b| b < LIGHT_BITS_PER_PIXEL);
     let n = match share {
         DecodeShare::Half => cores / 2,
+        DecodeShare::Files if light => cores / 2,
+        DecodeShare::Files => cores + 1,
         DecodeShare::All => cores,
     };
     n.clamp(1, 16) as c_int
@@ -643,5 +664,31 @@ pub fn av_error_string(rc: c_int) -> String {
     unsafe {
         ffi::av_strerror(rc, buf.as_mut_ptr(), buf.len());
         CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoder_threads_follow_input_kind_and_bitrate() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as c_int;
+        let half = (cores / 2).max(1);
+        assert_eq!(decoder_threads(DecodeShare::Half, Some(1.0)), half);
+        assert_eq!(decoder_threads(DecodeShare::All, None), cores.min(16));
+        // 1080p30 at 1.5 Mbit/s: light, the workers are the slower side.
+        let light = 1.5e6 / (1920.0 * 1080.0 * 30.0);
+        assert_eq!(decoder_threads(DecodeShare::Files, Some(light)), half);
+        // 8 Mbit/s, or unknown: decode with every core and one more.
+        let heavy = 8e6 / (1920.0 * 1080.0 * 30.0);
+        assert_eq!(
+            decoder_threads(DecodeShare::Files, Some(heavy)),
+            (cores + 1).min(16)
+        );
+        assert_eq!(
+            decoder_threads(DecodeShare::Files, None),
+            (cores + 1).min(16)
+        );
     }
 }
