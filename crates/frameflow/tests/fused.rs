@@ -14,25 +14,11 @@ use std::time::Duration;
 
 /// A short clip of `testsrc2` at `w`×`h`, encoded with `codec` in `pix_fmt`.
 fn make_clip(dir: &Path, name: &str, w: u32, h: u32, codec: &str, pix_fmt: &str) -> String {
-    let out = dir.join(name);
-    // testsrc2 rounds its size to even numbers: scale to the size wanted.
-    let mut args = lavfi("testsrc2", 640, 360, 0.4);
-    args.extend(["-vf".to_string(), format!("scale={w}:{h}")]);
-    args.extend(
-        ["-c:v", codec, "-pix_fmt", pix_fmt]
-            .iter()
-            .map(|s| s.to_string()),
-    );
+    let mut codec_args = vec!["-c:v", codec, "-pix_fmt", pix_fmt];
     if codec == "libx264" {
-        args.extend(
-            ["-preset", "veryfast", "-bf", "2"]
-                .iter()
-                .map(|s| s.to_string()),
-        );
+        codec_args.extend(["-preset", "veryfast", "-bf", "2"]);
     }
-    args.push(s(&out));
-    ffmpeg(&args);
-    s(&out)
+    testsrc_clip(&dir.join(name), w, h, 0.4, &codec_args)
 }
 
 /// The RGB pixels of a PNG frameflow wrote.

@@ -36,16 +36,8 @@ fn peak_rss_kib(args: &[&str]) -> i64 {
 /// Uncompressed 640x480 video: every packet is a 450 KiB frame, so anything kept per
 /// packet shows at once.
 fn make_raw_clip(dir: &Path, frames: u32) -> String {
-    let out = dir.join("raw.nut");
-    let mut args = lavfi("testsrc2", 640, 480, frames as f32 / 25.0);
-    args.extend(
-        ["-c:v", "rawvideo", "-pix_fmt", "yuv420p"]
-            .iter()
-            .map(|s| s.to_string()),
-    );
-    args.push(s(&out));
-    ffmpeg(&args);
-    s(&out)
+    let args = ["-c:v", "rawvideo", "-pix_fmt", "yuv420p"];
+    testsrc_clip(&dir.join("raw.nut"), 640, 480, frames as f32 / 25.0, &args)
 }
 
 #[test]

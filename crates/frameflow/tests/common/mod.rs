@@ -287,6 +287,17 @@ pub fn lavfi(src: &str, w: u32, h: u32, secs: f32) -> Vec<String> {
     ]
 }
 
+/// A `secs`-second `testsrc2` clip at exactly `w`×`h` (testsrc2 itself rounds sizes to
+/// even numbers, so it is scaled), encoded with `codec_args`, written to `out`.
+pub fn testsrc_clip(out: &Path, w: u32, h: u32, secs: f32, codec_args: &[&str]) -> String {
+    let mut args = lavfi("testsrc2", 640, 360, secs);
+    args.extend(["-vf".to_string(), format!("scale={w}:{h}")]);
+    args.extend(codec_args.iter().map(|a| a.to_string()));
+    args.push(s(out));
+    ffmpeg(&args);
+    s(out)
+}
+
 /// MPEG-1 video (with B-frames) in an MPEG program stream, like ffserver's test1.mpg.
 pub fn make_mpeg1_ps(dir: &Path, name: &str, secs: f32) -> PathBuf {
     let out = dir.join(name);
