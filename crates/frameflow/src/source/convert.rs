@@ -72,9 +72,6 @@ pub struct Converter {
     /// Whether strips of this geometry convert exactly like the whole frame: `None`
     /// until checked on the first frame (see [`Converter::strips_exact`]).
     strips: Option<bool>,
-    /// Whole-frame and strip-by-strip conversions of the first frame, compared once per
-    /// geometry.
-    check: Option<Box<(FrameBuf, FrameBuf)>>,
 }
 
 // SAFETY: the SwsContext is owned exclusively by this value and only used through &mut.
@@ -86,7 +83,6 @@ impl Default for Converter {
             ctx: ptr::null_mut(),
             key: None,
             strips: None,
-            check: None,
         }
     }
 }
@@ -193,20 +189,19 @@ impl Converter {
             );
         }
         self.strips = Some(ok);
-        self.check = None;
         Ok(ok)
     }
 
     fn compare_strips(&mut self, pic: &Picture) -> Result<bool, ConvertError> {
-        let mut bufs = self.check.take().unwrap_or_default();
-        let (whole, strips) = &mut *bufs;
-        self.convert(pic, whole)?;
+        // Once per geometry: two whole-frame buffers, freed when the check is done.
+        let (mut whole, mut strips) = (FrameBuf::default(), FrameBuf::default());
+        self.convert(pic, &mut whole)?;
         strips.reshape(pic.width(), pic.height());
         let h = pic.height();
         let mut y = 0;
         while y < h {
             let n = STRIP_ROWS.min(h - y);
-            self.convert_rows(pic, y, n, strips, y)?;
+            self.convert_rows(pic, y, n, &mut strips, y)?;
             y += n;
         }
         Ok(whole.image().data == strips.image().data)
