@@ -14,7 +14,7 @@ use crate::frames::{Frame, FrameBuf, Slot, SlotPool};
 use crate::sink::atomic::{AtomicDir, Replace, TempFile, WriteError};
 use crate::sink::encode::{EncodeError, EncodeOptions, Encoder, ImageFormat};
 use crate::sink::naming::{NameValues, Template};
-use crate::sink::preview::{Feed, Preview, PreviewEncoder, PreviewFrame};
+use crate::sink::preview::{Feed, Preview, PreviewEncoder};
 use crate::source::{
     ConvertError, Converter, Damage, InputSpec, OpenOptions, Picture, Source, SourceError,
 };
@@ -869,16 +869,7 @@ fn process(
         if let Some(p) = preview
             && p.due(Feed::Processed)
         {
-            p.publish(
-                Feed::Processed,
-                PreviewFrame {
-                    jpeg: bytes::Bytes::copy_from_slice(bytes),
-                    width,
-                    height,
-                    seq,
-                    pts_ms,
-                },
-            );
+            p.publish_jpeg(Feed::Processed, bytes, width, height, seq, pts_ms);
         }
         return Ok((shared.dir.write_temp(&st.provisional, bytes)?, None));
     }
@@ -912,16 +903,7 @@ fn process(
             && p.due(Feed::Processed)
         {
             if cfg.encode.format == ImageFormat::Jpeg {
-                p.publish(
-                    Feed::Processed,
-                    PreviewFrame {
-                        jpeg: bytes::Bytes::copy_from_slice(bytes),
-                        width: img.width,
-                        height: img.height,
-                        seq,
-                        pts_ms,
-                    },
-                );
+                p.publish_jpeg(Feed::Processed, bytes, img.width, img.height, seq, pts_ms);
             } else {
                 preview_enc.publish_image(p, Feed::Processed, img, seq, pts_ms);
             }

@@ -126,6 +126,29 @@ impl Preview {
             .fetch_max(until, Ordering::Relaxed);
     }
 
+    /// Publishes a copy of `jpeg`, a `width`×`height` JPEG file's bytes (an output file
+    /// when the output is JPEG, or a preview encoding).
+    pub fn publish_jpeg(
+        &self,
+        feed: Feed,
+        jpeg: &[u8],
+        width: u32,
+        height: u32,
+        seq: u64,
+        pts_ms: i64,
+    ) {
+        self.publish(
+            feed,
+            PreviewFrame {
+                jpeg: Bytes::copy_from_slice(jpeg),
+                width,
+                height,
+                seq,
+                pts_ms,
+            },
+        );
+    }
+
     /// Puts a frame in the slot unless a newer one is already there.
     pub fn publish(&self, feed: Feed, frame: PreviewFrame) {
         let f = self.feed(feed);
@@ -233,16 +256,7 @@ impl PreviewEncoder {
             img
         };
         match enc.encode(img) {
-            Ok(bytes) => preview.publish(
-                feed,
-                PreviewFrame {
-                    jpeg: Bytes::copy_from_slice(bytes),
-                    width: img.width,
-                    height: img.height,
-                    seq,
-                    pts_ms,
-                },
-            ),
+            Ok(bytes) => preview.publish_jpeg(feed, bytes, img.width, img.height, seq, pts_ms),
             Err(e) => tracing::debug!("preview: {e}"),
         }
     }
