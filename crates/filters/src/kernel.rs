@@ -566,10 +566,8 @@ impl Kernel {
         let rb = w * c;
         // Interior bytes of a row: [r*c, (w-r)*c).
         let (lo, hi) = (r * c, (w - r) * c);
-        let fast = if integer { self.fast } else { None };
-        let fixed = if integer { self.fixed.as_ref() } else { None };
         let plan = FloatPlan::new(self);
-        let fused = fast.is_none() && fixed.is_none() && n == 3 && plan.nrows == 3;
+        let (fast, fixed, fused) = self.byte_path(integer, &plan);
         let float = fast.is_none() && fixed.is_none() && !fused;
         if float {
             // One f32 copy of each source row, in a ring of `n` rows.
@@ -614,14 +612,23 @@ impl Kernel {
         }
     }
 
+    /// The path that computes a row from the 8-bit rows, if any: the integer forms
+    /// (`integer` = allowed; tests turn them off), else the fused f32 form (3×3 with three
+    /// nonzero rows). All `None`/`false`: only the f32 row ring is exact.
+    fn byte_path(&self, integer: bool, plan: &FloatPlan) -> (Option<Fast3>, Option<&Fixed>, bool) {
+        let fast = if integer { self.fast } else { None };
+        let fixed = if integer { self.fixed.as_ref() } else { None };
+        let fused = fast.is_none() && fixed.is_none() && self.size == 3 && plan.nrows == 3;
+        (fast, fixed, fused)
+    }
+
     /// This kernel as a [`RowKernel`], if its exact arithmetic reads the 8-bit rows
     /// directly (every built-in kernel and most user kernels). `None` for the kernels
     /// that need Pillow's f32 row ring (some non-integer 5×5 kernels).
     pub fn rows(&self) -> Option<RowKernel> {
         let plan = FloatPlan::new(self);
-        let fused =
-            self.fast.is_none() && self.fixed.is_none() && self.size == 3 && plan.nrows == 3;
-        (self.fast.is_some() || self.fixed.is_some() || fused).then(|| RowKernel {
+        let (fast, fixed, fused) = self.byte_path(true, &plan);
+        (fast.is_some() || fixed.is_some() || fused).then(|| RowKernel {
             kernel: self.clone(),
             plan,
             fused,
