@@ -70,15 +70,15 @@ impl Fused {
         while s < h {
             let n = STRIP_ROWS.min(h - s);
             conv.convert_rows(pic, s, n, &mut self.window, 2 * r)?;
-            // Window row i holds image row s + i - 2r; output row y needs rows
-            // y - r ..= y + r, so rows up to s + n - r - 1 are ready (all, at the end).
+            // Output row y needs rows y - r ..= y + r: rows up to s + n - r - 1 are
+            // ready (all of them at the end).
             let end = if s + n == h { hu } else { (s + n - r) as usize };
             let data = self.window.storage_mut();
             let ru = r as usize;
             for y in next..end {
                 // Window row i holds image row s + i - 2r, so image row y - r + k is
-                // window row y + r + k - s (y >= s - r). Rows outside the image are
-                // left empty: the filter never reads them.
+                // window row y + r + k - s (y >= s - r). Rows outside the image are left
+                // empty: the filter never reads them.
                 let first = y + ru - s as usize;
                 let mut window: [&[u8]; 5] = [&[]; 5];
                 for (k, slot) in window.iter_mut().enumerate().take(2 * ru + 1) {
