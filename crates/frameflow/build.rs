@@ -19,4 +19,16 @@ fn main() {
         build.include(dir);
     }
     build.compile("frameflow_rowjpeg");
+    // The version of that libjpeg-turbo, for `frameflow --version`.
+    let version = includes
+        .split(',')
+        .filter_map(|d| std::fs::read_to_string(std::path::Path::new(d).join("jconfig.h")).ok())
+        .find_map(|h| {
+            h.lines().find_map(|l| {
+                l.strip_prefix("#define LIBJPEG_TURBO_VERSION ")
+                    .map(|v| v.trim().to_string())
+            })
+        })
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=FRAMEFLOW_LIBJPEG_TURBO_VERSION={version}");
 }

@@ -4,11 +4,13 @@ use clap::{Args, Parser, Subcommand};
 use frameflow::pipeline::Overload;
 use frameflow::source::RtspTransport;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "frameflow",
-    version,
+    disable_version_flag = true,
+    arg_required_else_help = true,
     about = "Live video → processed still frames: decode, Pillow-exact filters, atomic image files",
     long_about = "frameflow reads a video stream or file with the FFmpeg libraries, runs every \
 selected frame through a chain of image filters whose results are bit-identical to Pillow's, \
@@ -23,8 +25,11 @@ pub struct Cli {
     /// More detail on stderr (-v: progress info, -vv: debug, also FFmpeg's own log).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Print the version and the FFmpeg and libjpeg-turbo libraries it runs on.
+    #[arg(short = 'V', long)]
+    pub version: bool,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,8 +144,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub reconnect_max: Option<u32>,
     /// No data for S seconds = stalled (network inputs; also bounds connecting).
-    #[arg(long, value_name = "S", default_value_t = 10.0, value_parser = positive_f64)]
-    pub timeout: f64,
+    #[arg(long, value_name = "S", default_value = "10", value_parser = seconds)]
+    pub timeout: Duration,
     /// RTSP transport.
     #[arg(long, value_enum, default_value = "tcp")]
     pub rtsp_transport: RtspTransport,
@@ -171,8 +176,8 @@ pub struct ProbeArgs {
     #[arg(long)]
     pub json: bool,
     /// Seconds to wait for a network input.
-    #[arg(long, value_name = "S", default_value_t = 10.0, value_parser = positive_f64)]
-    pub timeout: f64,
+    #[arg(long, value_name = "S", default_value = "10", value_parser = seconds)]
+    pub timeout: Duration,
     /// RTSP transport.
     #[arg(long, value_enum, default_value = "tcp")]
     pub rtsp_transport: RtspTransport,
@@ -183,6 +188,18 @@ fn positive_f64(s: &str) -> Result<f64, String> {
         Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
         _ => Err(format!("expected a number > 0, got '{s}'")),
     }
+}
+
+/// The longest time a duration option accepts (about 31 years).
+const MAX_SECONDS: f64 = 1e9;
+
+/// A number of seconds > 0 and at most [`MAX_SECONDS`].
+fn seconds(s: &str) -> Result<Duration, String> {
+    let v = positive_f64(s)?;
+    if v > MAX_SECONDS {
+        return Err(format!("'{s}' s is too long (at most {MAX_SECONDS:e} s)"));
+    }
+    Duration::try_from_secs_f64(v).map_err(|e| format!("'{s}': {e}"))
 }
 
 fn non_negative_f64(s: &str) -> Result<f64, String> {
@@ -273,3 +290,23 @@ pub struct StreamArgs {
 
 /// `run` options that belong to the whole process, not to one `[[stream]]`.
 pub const PROCESS_OPTIONS: [&str; 3] = ["config", "serve", "stats_json"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seconds_refuse_what_a_duration_cannot_hold() {
+        assert_eq!(seconds("2.5"), Ok(Duration::from_millis(2500)));
+        assert!(seconds("1e30").is_err());
+        assert!(seconds("0").is_err());
+        assert!(seconds("nan").is_err());
+        assert!(seconds("inf").is_err());
+    }
+}

@@ -1,5 +1,7 @@
-//! The `frameflow` binary: argument parsing, logging, signals and exit codes.
-//! Exit codes: 0 success, 1 runtime failure, 2 usage error.
+//! The `frameflow-engine` binary (run through the `frameflow` launcher, which blocks
+//! SIGINT/SIGTERM until this program has its handlers): argument parsing, logging, signals
+//! and exit codes. Exit codes: 0 success, 1 runtime failure, 2 usage error, 130 a file or
+//! batch job stopped by a signal before its end.
 
 mod cli;
 mod status;
@@ -16,7 +18,6 @@ use frameflow::sink::naming::Template;
 use frameflow::source::{self, InputSpec, OpenOptions};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 /// An error at the edge, with the exit code it maps to.
 enum Failure {
@@ -34,9 +35,33 @@ fn usage(e: impl Into<anyhow::Error>) -> Failure {
     Failure::Usage(e.into())
 }
 
+/// Writes a line to stderr, ignoring failure: a closed stderr (`frameflow … 2>&1 | head`)
+/// must not turn into a panic (exit 101).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// Exit code of a file or batch job stopped by a signal before its end (128 + SIGINT,
+/// as shells report a Ctrl-C).
+const EXIT_INTERRUPTED: u8 = 130;
+
 fn main() -> ExitCode {
+    // First of all: SIGINT/SIGTERM ask for a clean stop from here on. The launcher kept
+    // them blocked until now, so one that arrived while the libraries were loading is
+    // pending and is handled as soon as they are unblocked.
+    let control = Control::default();
+    let temp_dirs = match install_signals(&control) {
+        Ok(d) => d,
+        Err(e) => {
+            say!("frameflow: error: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
     let parsed = Cli::command()
-        .try_get_matches()
+        .try_get_matches_from(std::env::args_os().map(ffmpeg_spelling_hint))
         .and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
     let (cli, matches) = match parsed {
         Ok(p) => p,
@@ -45,25 +70,121 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
+    if cli.version {
+        print_version();
+        return ExitCode::SUCCESS;
+    }
+    let Some(command) = &cli.command else {
+        let _ = Cli::command().print_help();
+        return ExitCode::from(2);
+    };
     init_logging(&cli);
-    let res = match &cli.command {
-        Command::Run(a) => cmd_run(a, &cli, &matches),
+    let env = Env {
+        control,
+        temp_dirs,
+        cli: &cli,
+    };
+    let res = match command {
+        Command::Run(a) => cmd_run(a, &env, &matches),
         Command::Probe(a) => cmd_probe(a),
-        Command::Apply(a) => cmd_apply(a, &cli),
-        Command::Watch(a) => cmd_watch(a, &cli),
+        Command::Apply(a) => cmd_apply(a, &env),
+        Command::Watch(a) => cmd_watch(a, &env),
         Command::Filters => cmd_filters(),
     };
     match res {
         Ok(code) => code,
         Err(Failure::Usage(e)) => {
-            eprintln!("frameflow: error: {e:#}");
+            say!("frameflow: error: {e:#}");
             ExitCode::from(2)
         }
         Err(Failure::Runtime(e)) => {
-            eprintln!("frameflow: error: {e:#}");
+            say!("frameflow: error: {e:#}");
             ExitCode::from(1)
         }
     }
+}
+
+/// What every command gets from `main`: the stop/abort flags the signal handler sets,
+/// the directories whose temporary files a second signal removes, and the options.
+struct Env<'a> {
+    control: Control,
+    temp_dirs: TempDirs,
+    cli: &'a Cli,
+}
+
+/// Directories whose temporary files are ours to remove on an abort.
+type TempDirs = std::sync::Arc<std::sync::Mutex<Vec<std::path::PathBuf>>>;
+
+impl Env<'_> {
+    /// Registers directories a second signal cleans of our temporary files.
+    fn clean_on_abort(&self, dirs: impl IntoIterator<Item = std::path::PathBuf>) {
+        if let Ok(mut d) = self.temp_dirs.lock() {
+            d.extend(dirs);
+        }
+    }
+}
+
+/// `--version`: ours, and the libraries that decide the pixels.
+fn print_version() {
+    let v = |n: u32| format!("{}.{}.{}", n >> 16, (n >> 8) & 0xff, n & 0xff);
+    // SAFETY: plain version queries without arguments.
+    let (avformat, avcodec, avutil, swscale) = unsafe {
+        (
+            ffmpeg_next::ffi::avformat_version(),
+            ffmpeg_next::ffi::avcodec_version(),
+            ffmpeg_next::ffi::avutil_version(),
+            ffmpeg_next::ffi::swscale_version(),
+        )
+    };
+    // SAFETY: av_version_info returns a static NUL-terminated string (or NULL).
+    let ffmpeg = unsafe {
+        let p = ffmpeg_next::ffi::av_version_info();
+        if p.is_null() {
+            "unknown".to_string()
+        } else {
+            std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    };
+    println!("frameflow {}", env!("CARGO_PKG_VERSION"));
+    println!(
+        "FFmpeg {ffmpeg} (libavformat {}, libavcodec {}, libavutil {}, libswscale {})",
+        v(avformat),
+        v(avcodec),
+        v(avutil),
+        v(swscale)
+    );
+    println!(
+        "libjpeg-turbo {} (built in)",
+        env!("FRAMEFLOW_LIBJPEG_TURBO_VERSION")
+    );
+}
+
+/// ffmpeg's spellings of options `run` names differently: answered with ours instead of
+/// clap's bare "unexpected argument".
+const FFMPEG_SPELLINGS: &[(&str, &str)] = &[
+    ("-y", "--overwrite"),
+    ("-ss", "--start S"),
+    ("-t", "--duration S"),
+    ("-r", "--fps R"),
+    ("-vf", "-f CHAIN (see `frameflow filters`)"),
+    ("-loglevel", "-v/-vv (more) or -q (less)"),
+    ("-v", "-v/-vv (more) or -q (less)"),
+    ("-frames:v", "--max-frames N"),
+    ("-vframes", "--max-frames N"),
+];
+
+/// Checks one argument for an ffmpeg spelling and, if it is one, exits with a usage error
+/// naming frameflow's. Everything else passes through unchanged.
+fn ffmpeg_spelling_hint(arg: std::ffi::OsString) -> std::ffi::OsString {
+    if let Some(a) = arg.to_str()
+        && a != "-v"
+        && let Some((_, ours)) = FFMPEG_SPELLINGS.iter().find(|(theirs, _)| *theirs == a)
+    {
+        say!("frameflow: error: '{a}' is ffmpeg's spelling; frameflow's is {ours}");
+        say!("For more information, try '--help'.");
+        std::process::exit(2);
+    }
+    arg
 }
 
 fn init_logging(cli: &Cli) {
@@ -73,7 +194,9 @@ fn init_logging(cli: &Cli) {
         (false, 1) => ("info", ffmpeg_next::ffi::AV_LOG_ERROR),
         (false, _) => ("debug", ffmpeg_next::ffi::AV_LOG_WARNING),
     };
+    // FRAMEFLOW_LOG, else RUST_LOG, else -q/-v.
     let filter = tracing_subscriber::EnvFilter::try_from_env("FRAMEFLOW_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("frameflow={ours}")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -85,13 +208,16 @@ fn init_logging(cli: &Cli) {
     source::init_ffmpeg(av);
 }
 
-/// Installs SIGINT/SIGTERM handling: the first signal asks for a clean stop, the second
-/// removes our temporary files and exits at once.
-fn install_signals(control: &Control, out_dirs: Vec<std::path::PathBuf>) -> anyhow::Result<()> {
+/// Installs SIGINT/SIGTERM handling, then unblocks both (the launcher blocked them): the
+/// first signal asks for a clean stop, the second removes our temporary files from the
+/// directories registered so far and exits at once.
+fn install_signals(control: &Control) -> anyhow::Result<TempDirs> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
         .context("installing signal handlers")?;
+    let dirs = TempDirs::default();
     let control = control.clone();
+    let out_dirs = dirs.clone();
     std::thread::Builder::new()
         .name("ff-signals".into())
         .spawn(move || {
@@ -103,17 +229,27 @@ fn install_signals(control: &Control, out_dirs: Vec<std::path::PathBuf>) -> anyh
                 control.stop.store(true, Ordering::SeqCst);
                 if seen >= 2 {
                     control.abort.store(true, Ordering::SeqCst);
-                    for dir in &out_dirs {
+                    let dirs = out_dirs.lock().map(|d| d.clone()).unwrap_or_default();
+                    for dir in &dirs {
                         atomic::remove_own_temps(dir);
                     }
-                    eprintln!("frameflow: aborted by second signal");
+                    say!("frameflow: aborted by second signal");
                     std::process::exit(128 + sig);
                 }
                 tracing::warn!("signal {sig}: finishing frames in flight (again to abort)");
             }
         })
         .context("starting the signal thread")?;
-    Ok(())
+    // SAFETY: sigset_t is plain data set up by sigemptyset; only this thread's mask
+    // changes (threads started later inherit it).
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, SIGINT);
+        libc::sigaddset(&mut set, SIGTERM);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+    Ok(dirs)
 }
 
 /// The image format: --format, else the template's literal extension, else JPEG.
@@ -184,20 +320,21 @@ fn image_job(
     })
 }
 
-fn cmd_apply(args: &ApplyArgs, cli: &Cli) -> Result<ExitCode, Failure> {
+fn cmd_apply(args: &ApplyArgs, env: &Env<'_>) -> Result<ExitCode, Failure> {
     use frameflow::batch::apply;
+    let cli = env.cli;
     let job = image_job(&args.image, &args.out, &args.name, args.overwrite, |_| {
         Ok(())
     })?;
-    let control = Control::default();
-    install_signals(&control, vec![job.out_dir.clone()])?;
+    let control = &env.control;
+    env.clean_on_abort([job.out_dir.clone()]);
     let bar = (!cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .then(|| status::files_bar(args.files.len() as u64));
     let report = apply(&job, &args.files, &control.stop, &|_, res| {
         if let Err(e) = res {
             match &bar {
                 Some(b) => b.println(format!("frameflow: error: {e}")),
-                None => eprintln!("frameflow: error: {e}"),
+                None => say!("frameflow: error: {e}"),
             }
         }
         if let Some(b) = &bar {
@@ -207,24 +344,31 @@ fn cmd_apply(args: &ApplyArgs, cli: &Cli) -> Result<ExitCode, Failure> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    let stopped = control.stop.load(Ordering::Relaxed);
+    let done = report.written.len() + report.failed.len();
     if !cli.quiet {
-        eprintln!(
+        say!(
             "frameflow: wrote {} file(s) to {}, {} failed",
             report.written.len(),
             job.out_dir.display(),
             report.failed.len()
         );
     }
-    Ok(
-        if report.failed.is_empty() && !control.stop.load(Ordering::Relaxed) {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        },
-    )
+    Ok(if stopped && done < args.files.len() {
+        say!(
+            "frameflow: interrupted after {done} of {} file(s)",
+            args.files.len()
+        );
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else if report.failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
-fn cmd_watch(args: &WatchArgs, cli: &Cli) -> Result<ExitCode, Failure> {
+fn cmd_watch(args: &WatchArgs, env: &Env<'_>) -> Result<ExitCode, Failure> {
+    let cli = env.cli;
     use frameflow::watch::{self, Disposal, WatchConfig, WatchError};
     let job = image_job(
         &args.image,
@@ -250,8 +394,8 @@ fn cmd_watch(args: &WatchArgs, cli: &Cli) -> Result<ExitCode, Failure> {
         recursive: args.recursive,
         stats_json: args.stats_json.clone(),
     };
-    let control = Control::default();
-    install_signals(&control, vec![cfg.job.out_dir.clone()])?;
+    let control = &env.control;
+    env.clean_on_abort([cfg.job.out_dir.clone()]);
     let bar = (args.once && !cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .then(|| status::files_bar(0));
     if !args.once && !cli.quiet {
@@ -261,7 +405,7 @@ fn cmd_watch(args: &WatchArgs, cli: &Cli) -> Result<ExitCode, Failure> {
             cfg.job.out_dir.display()
         );
     }
-    let res = watch::watch(&cfg, &control, &|done, total| {
+    let res = watch::watch(&cfg, control, &|done, total| {
         if let Some(b) = &bar {
             b.set_length(total);
             b.set_position(done);
@@ -281,7 +425,7 @@ fn cmd_watch(args: &WatchArgs, cli: &Cli) -> Result<ExitCode, Failure> {
         } else {
             String::new()
         };
-        eprintln!(
+        say!(
             "frameflow: wrote {} file(s) to {}{again}, {} failed; {:.1} s",
             summary.written,
             cfg.job.out_dir.display(),
@@ -333,7 +477,7 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, Failure> {
     }
     Ok(RunConfig {
         open: OpenOptions {
-            timeout: Duration::from_secs_f64(args.timeout),
+            timeout: args.timeout,
             rtsp_transport: args.rtsp_transport,
             keyframes_only: args.keyframes_only,
             // Sampling leaves the workers mostly idle: decoding is the job then.
@@ -608,7 +752,8 @@ fn blame_key(
     file.stream_error(entry, format!("{err:#}")).into()
 }
 
-fn cmd_run(args: &RunArgs, cli: &Cli, matches: &clap::ArgMatches) -> Result<ExitCode, Failure> {
+fn cmd_run(args: &RunArgs, env: &Env<'_>, matches: &clap::ArgMatches) -> Result<ExitCode, Failure> {
+    let cli = env.cli;
     use frameflow::pipeline::Taps;
     let plan = plan_run(args, matches)?;
     let serve_addr = plan
@@ -640,16 +785,15 @@ fn cmd_run(args: &RunArgs, cli: &Cli, matches: &clap::ArgMatches) -> Result<Exit
         };
         let server = frameflow::serve::start(addr, std::sync::Arc::new(registry))?;
         if !cli.quiet {
-            eprintln!("frameflow: web preview on http://{}/", server.addr());
+            say!("frameflow: web preview on http://{}/", server.addr());
         }
     }
-    let control = Control::default();
-    let dirs = plan
-        .streams
-        .iter()
-        .flat_map(|p| std::iter::once(p.cfg.out_dir.clone()).chain(p.cfg.raw_dir.clone()))
-        .collect();
-    install_signals(&control, dirs)?;
+    let control = &env.control;
+    env.clean_on_abort(
+        plan.streams
+            .iter()
+            .flat_map(|p| std::iter::once(p.cfg.out_dir.clone()).chain(p.cfg.raw_dir.clone())),
+    );
     let status = status::Status::start(
         taps.iter().map(|t| t.stats.clone()).collect(),
         status::Display::pick(cli.quiet),
@@ -663,7 +807,6 @@ fn cmd_run(args: &RunArgs, cli: &Cli, matches: &clap::ArgMatches) -> Result<Exit
                 .iter()
                 .zip(&taps)
                 .map(|(p, t)| {
-                    let control = &control;
                     std::thread::Builder::new()
                         .name("ff-stream".into())
                         .stack_size(8 << 20)
@@ -693,17 +836,20 @@ fn cmd_run(args: &RunArgs, cli: &Cli, matches: &clap::ArgMatches) -> Result<Exit
     }
     let single = plan.streams.len() == 1;
     let mut failures = Vec::new();
+    let mut interrupted = false;
     for (p, res) in plan.streams.iter().zip(results) {
-        if let Err(e) = stream_result(&p.cfg, res, cli.quiet, single) {
-            failures.push(e);
+        match stream_result(&p.cfg, res, cli.quiet, single) {
+            Ok(i) => interrupted |= i,
+            Err(e) => failures.push(e),
         }
     }
     match failures.len() {
+        0 if interrupted => Ok(ExitCode::from(EXIT_INTERRUPTED)),
         0 => Ok(ExitCode::SUCCESS),
         1 if single => Err(Failure::Runtime(failures.remove(0))),
         _ => {
             for e in &failures {
-                eprintln!("frameflow: error: {e:#}");
+                say!("frameflow: error: {e:#}");
             }
             Ok(ExitCode::from(1))
         }
@@ -711,12 +857,13 @@ fn cmd_run(args: &RunArgs, cli: &Cli, matches: &clap::ArgMatches) -> Result<Exit
 }
 
 /// Prints a stream's summary and turns how it ended into an error, if it failed.
+/// `Ok(true)`: a file input stopped by a signal before its end (a partial result).
 fn stream_result(
     cfg: &RunConfig,
     res: Result<pipeline::RunOutcome, pipeline::PipelineError>,
     quiet: bool,
     single: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let prefix = if single {
         String::new()
     } else {
@@ -753,8 +900,13 @@ fn stream_result(
             (Some(a), Some(b)) => format!("; latency p50 {a:.1} ms, p99 {b:.1} ms"),
             _ => String::new(),
         };
-        eprintln!(
-            "frameflow: {prefix}wrote {} frames to {}{names}; decoded {}, dropped {}, failed {}; {:.1} s, {:.1} fps{lat}",
+        let skipped = if r.frames_skipped > 0 {
+            format!(", skipped {}", r.frames_skipped)
+        } else {
+            String::new()
+        };
+        say!(
+            "frameflow: {prefix}wrote {} frames to {}{names}; decoded {}, dropped {}{skipped}, failed {}; {:.1} s, {:.1} fps{lat}",
             r.frames_written,
             cfg.out_dir.display(),
             r.frames_decoded,
@@ -795,13 +947,22 @@ fn stream_result(
             r.frames_failed
         );
     }
-    Ok(())
+    // A signal is a live input's normal end; a file stopped early is a partial result.
+    let interrupted = outcome.stopped_early && !cfg.input.is_live();
+    if interrupted {
+        say!(
+            "frameflow: {prefix}input '{}': interrupted after {} frame(s)",
+            cfg.input.raw,
+            r.frames_written
+        );
+    }
+    Ok(interrupted)
 }
 
 fn cmd_probe(args: &ProbeArgs) -> Result<ExitCode, Failure> {
     let input = InputSpec::parse(&args.input).map_err(usage)?;
     let opts = OpenOptions {
-        timeout: Duration::from_secs_f64(args.timeout),
+        timeout: args.timeout,
         rtsp_transport: args.rtsp_transport,
         keyframes_only: false,
         decode_share: source::DecodeShare::All,

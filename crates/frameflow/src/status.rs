@@ -53,11 +53,12 @@ pub fn status_line(s: &StreamStats, fps_now: f64) -> String {
         _ => String::new(),
     };
     format!(
-        "{}: {} {fps_now:.1} fps, written {}, dropped {}, failed {}, reconnects {}, queue {}{lat}",
+        "{}: {} {fps_now:.1} fps, written {}, dropped {}, skipped {}, failed {}, reconnects {}, queue {}{lat}",
         s.stream,
         s.state.name(),
         s.frames_written,
         s.frames_dropped,
+        s.frames_skipped,
         s.frames_failed,
         s.reconnects,
         s.queue_depth,
@@ -218,6 +219,6 @@ mod tests {
         Stats::add(&s.decoded, 3);
         s.written(Duration::from_millis(4));
         let line = status_line(&s.snapshot(), 29.94);
-        assert!(line.starts_with("cam: starting 29.9 fps, written 1, dropped 0, failed 0, reconnects 0, queue 0, latency p50"), "{line}");
+        assert!(line.starts_with("cam: starting 29.9 fps, written 1, dropped 0, skipped 0, failed 0, reconnects 0, queue 0, latency p50"), "{line}");
     }
 }

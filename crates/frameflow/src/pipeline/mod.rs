@@ -22,7 +22,7 @@ use crate::supervisor::{Backoff, Clock, Decision, EndCause, ReconnectPolicy, Sys
 use crossbeam_channel::{Receiver, Sender};
 use frameflow_filters::{Chain, FilterError, Mode, Scratch};
 use fused::{Fused, FusedError};
-use stats::{DropReason, Report, Stats, StreamState};
+use stats::{DropReason, Report, SkipReason, Stats, StreamState};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -105,6 +105,9 @@ pub struct RunOutcome {
     /// An output failure that stopped the run (disk full, directory not writable):
     /// frames before it were written, nothing partial is left.
     pub output_error: Option<WriteError>,
+    /// The run was stopped (`Control::stop`: a signal) before its input ended or its
+    /// limits (`--max-frames`, `--duration`) were reached.
+    pub stopped_early: bool,
 }
 
 /// What a run shares with observers while it runs: its live counters (status lines,
@@ -393,8 +396,24 @@ fn run_inner(cfg: &RunConfig, control: &Control, taps: &Taps) -> Result<RunOutco
     // Check the encoder can be built, and open the input, before touching the output.
     drop(Encoder::new(cfg.encode)?);
     taps.stats.set_state(StreamState::Starting);
-    let mut source = Source::open(&cfg.input, &cfg.open, control.stop.clone())?;
-    taps.stats.set_state(StreamState::Running);
+    // A live network input that cannot be opened yet (a camera that is down, a stream not
+    // yet published) is retried with the reconnect backoff, like one that was lost.
+    let (mut source, first_error) = match Source::open(&cfg.input, &cfg.open, control.stop.clone())
+    {
+        Ok(s) => (Some(s), None),
+        Err(e) if control.stop.load(Ordering::Relaxed) => {
+            // Stopped while opening: a normal end for a live input.
+            if cfg.input.is_live() {
+                return Ok(RunOutcome::empty(&taps.stats, true));
+            }
+            return Err(e.into());
+        }
+        Err(e) if retries_open(cfg, &e) => (None, Some(e)),
+        Err(e) => return Err(e.into()),
+    };
+    if source.is_some() {
+        taps.stats.set_state(StreamState::Running);
+    }
     let dir = open_output(&cfg.out_dir)?;
     let raw_dir = cfg.raw_dir.as_deref().map(open_output).transpose()?;
     let ext = cfg.encode.format.extension();
@@ -408,13 +427,16 @@ fn run_inner(cfg: &RunConfig, control: &Control, taps: &Taps) -> Result<RunOutco
             .max()
             .map_or(0, |i| i + 1)
     };
-    let info = source.info().clone();
-    tracing::info!(
-        input = %cfg.input.raw, format = %info.format, codec = %info.codec,
-        width = info.width, height = info.height, pix_fmt = %info.pix_fmt,
-        "opened input"
-    );
+    let info = source.as_ref().map(|s| s.info().clone());
+    if let Some(info) = &info {
+        tracing::info!(
+            input = %cfg.input.raw, format = %info.format, codec = %info.codec,
+            width = info.width, height = info.height, pix_fmt = %info.pix_fmt,
+            "opened input"
+        );
+    }
     if !cfg.input.is_live()
+        && let Some(info) = &info
         && let (Some(d), Some(r)) = (info.duration, info.frame_rate)
         && d.is_finite()
         && r.is_finite()
@@ -454,7 +476,7 @@ fn run_inner(cfg: &RunConfig, control: &Control, taps: &Taps) -> Result<RunOutco
     };
     let mut damage = Damage::default();
 
-    let source_error = std::thread::scope(|scope| -> Result<Option<SourceError>, PipelineError> {
+    let source_error = std::thread::scope(|scope| -> Result<Supervised, PipelineError> {
         let mut handles = Vec::with_capacity(workers);
         for i in 0..workers {
             let rx = rx.clone();
@@ -466,14 +488,24 @@ fn run_inner(cfg: &RunConfig, control: &Control, taps: &Taps) -> Result<RunOutco
                 .map_err(PipelineError::Thread)?;
             handles.push(h);
         }
-        let res = supervise(&shared, &mut source, &pool, &tx, &rx, &mut damage);
+        let res = supervise(
+            &shared,
+            &mut source,
+            first_error,
+            &pool,
+            &tx,
+            &rx,
+            &mut damage,
+        );
         drop(tx);
         for h in handles {
             let _ = h.join();
         }
         Ok(res)
     })?;
-    damage.add(source.damage());
+    if let Some(source) = &source {
+        damage.add(source.damage());
+    }
     Stats::add(
         &stats.decode_errors,
         damage.decode_errors + damage.corrupt_frames,
@@ -483,24 +515,49 @@ fn run_inner(cfg: &RunConfig, control: &Control, taps: &Taps) -> Result<RunOutco
         .output_error
         .into_inner()
         .unwrap_or_else(|e| e.into_inner());
+    let Supervised { error, stopped } = source_error;
     Ok(RunOutcome {
         report,
         // Stopping for an output failure is not the input's fault.
-        source_error: source_error.filter(|_| output_error.is_none()),
+        source_error: error.filter(|_| output_error.is_none()),
         first_index,
         damage,
+        stopped_early: stopped && output_error.is_none(),
         output_error,
     })
 }
 
-/// Reads, samples and converts frames, and queues them under the overload policy.
+impl RunOutcome {
+    /// A run that ended before its input was ever opened.
+    fn empty(stats: &Stats, stopped_early: bool) -> RunOutcome {
+        RunOutcome {
+            report: Report::new(vec![stats.snapshot()]),
+            source_error: None,
+            first_index: 0,
+            damage: Damage::default(),
+            output_error: None,
+            stopped_early,
+        }
+    }
+}
+
+/// Whether a failure to open `cfg`'s input is retried (reconnect on, a live network
+/// input) rather than ending the run. Only what no retry can mend ends it: an input
+/// spelled wrong (`SpecError`), a protocol or demuxer this FFmpeg lacks.
+fn retries_open(cfg: &RunConfig, e: &SourceError) -> bool {
+    let network = cfg.input.kind == crate::source::InputKind::Network;
+    network && cfg.reconnect.enabled && e.is_transient()
+}
+
 /// What the decoder carries from one connection to the next.
 #[derive(Debug, Default)]
 struct DecodeState {
     /// Frames accepted so far (the next frame's `seq`).
     seq: u64,
-    /// Frames decoded and considered (selected or sampled out).
-    decoded: u64,
+    /// Frames at or after `--start` considered by `--every` (selected or not).
+    considered: u64,
+    /// Frames decoded on the current connection.
+    decoded_here: u64,
     /// First pts of the current connection.
     first_pts: Option<i64>,
     /// Stream time (ms) at which the current connection started.
@@ -511,7 +568,27 @@ struct DecodeState {
     /// Live inputs: (wall time, stream time in ms) of the last frame that found a free
     /// slot at once, i.e. when the pipeline was last keeping up with the stream.
     anchor: Option<(Instant, f64)>,
+    /// `--start` on a file: where the seek to the keyframe before it stands.
+    seek: StartSeek,
 }
+
+/// Seeking for `--start` on a file: decode the first frame (it fixes stream time 0, as
+/// without seeking), jump to the keyframe at or before the start, decode on from there.
+/// If the jump lands after the start (an index that lies), go back to the beginning and
+/// decode everything: the frames written are the same either way.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum StartSeek {
+    /// Not tried yet.
+    #[default]
+    Pending,
+    /// Jumped; the next frame tells whether the jump was early enough.
+    Jumped,
+    /// Done (or not wanted, or the input cannot seek).
+    Settled,
+}
+
+/// Below this, `--start` just decodes from the beginning (a seek is not worth it).
+const SEEK_MIN_MS: f64 = 1000.0;
 
 impl DecodeState {
     /// A new connection: its timestamps start over; stream time continues.
@@ -519,10 +596,13 @@ impl DecodeState {
         self.first_pts = None;
         self.pts_offset = self.last_rel_ms + gap_ms;
         self.anchor = None;
+        self.decoded_here = 0;
     }
 }
 
-/// Runs the decoder over one connection; returns why it ended.
+/// Runs the decoder over one connection; returns why it ended. Frames are selected
+/// (`--start`, `--every`, `--fps`; counted as skipped otherwise) and queued under the
+/// overload policy (counted as dropped when it discards them).
 fn decode_loop(
     shared: &Shared<'_>,
     source: &mut Source,
@@ -534,35 +614,33 @@ fn decode_loop(
     let cfg = shared.cfg;
     let stats = &shared.stats;
     let s = &cfg.sampling;
-    let DecodeState {
-        seq,
-        decoded,
-        first_pts,
-        pts_offset,
-        last_rel_ms,
-        next_fps_ms,
-        anchor,
-    } = state;
     let stop = &shared.control.stop;
     let live = cfg.input.is_live();
+    let start_ms = s.start.unwrap_or(0.0) * 1000.0;
     loop {
         if stop.load(Ordering::Relaxed) {
+            return (EndCause::Stopped, None);
+        }
+        if s.max_frames.is_some_and(|m| state.seq >= m) {
             return (EndCause::Finished, None);
         }
-        if s.max_frames.is_some_and(|m| *seq >= m) {
-            return (EndCause::Finished, None);
+        let next = source.next_frame();
+        let skipped = source.take_skipped_packets();
+        if skipped > 0 {
+            stats.skipped(SkipReason::Keyframes, skipped);
         }
-        let meta = match source.next_frame() {
+        let meta = match next {
             Ok(Some(m)) => m,
-            Ok(None) if stop.load(Ordering::Relaxed) => return (EndCause::Finished, None),
+            Ok(None) if stop.load(Ordering::Relaxed) => return (EndCause::Stopped, None),
             Ok(None) => return (EndCause::EndOfStream, None),
             Err(e) => return (EndCause::Failed, Some(e)),
         };
+        state.decoded_here += 1;
+        Stats::add(&stats.decoded, 1);
         // Stream time from the first frame, continued across reconnects.
-        let first = *first_pts.get_or_insert(meta.pts_ms);
-        let rel_ms = (meta.pts_ms - first) as f64 + *pts_offset;
-        *last_rel_ms = rel_ms;
-        let start_ms = s.start.unwrap_or(0.0) * 1000.0;
+        let first = *state.first_pts.get_or_insert(meta.pts_ms);
+        let rel_ms = (meta.pts_ms - first) as f64 + state.pts_offset;
+        state.last_rel_ms = rel_ms;
         if let Some(d) = s.duration
             && rel_ms >= start_ms + d * 1000.0
         {
@@ -570,49 +648,77 @@ fn decode_loop(
             source.start_drain();
             return (EndCause::Finished, None);
         }
-        *decoded += 1;
-        Stats::add(&stats.decoded, 1);
+        match state.seek {
+            StartSeek::Pending if !live && rel_ms + SEEK_MIN_MS < start_ms => {
+                let target = first.saturating_add(start_ms as i64);
+                state.seek = match source.seek_ms(target) {
+                    Ok(true) => StartSeek::Jumped,
+                    _ => StartSeek::Settled,
+                };
+                stats.skipped(SkipReason::Start, 1);
+                continue;
+            }
+            StartSeek::Jumped if rel_ms > start_ms => {
+                // Landed past the start: the frames between would be lost. Decode from
+                // the beginning instead (the first frame again: not counted twice).
+                tracing::debug!(input = %cfg.input.raw, "seek overshot to {rel_ms} ms: decoding from the start");
+                state.seek = StartSeek::Settled;
+                if !matches!(source.seek_ms(first), Ok(true)) {
+                    return (
+                        EndCause::Failed,
+                        Some(SourceError::Read {
+                            input: cfg.input.raw.clone(),
+                            frames: state.decoded_here,
+                            reason: "cannot seek back to the start after --start overshot".into(),
+                        }),
+                    );
+                }
+                continue;
+            }
+            _ => state.seek = StartSeek::Settled,
+        }
         if rel_ms < start_ms {
-            stats.dropped(DropReason::Sampling);
+            stats.skipped(SkipReason::Start, 1);
             continue;
         }
+        state.considered += 1;
         if let Some(n) = s.every
-            && !(*decoded - 1).is_multiple_of(n.max(1))
+            && !(state.considered - 1).is_multiple_of(n.max(1))
         {
-            stats.dropped(DropReason::Sampling);
+            stats.skipped(SkipReason::Every, 1);
             continue;
         }
         if let Some(fps) = s.fps {
             let step = 1000.0 / fps;
-            let next = *next_fps_ms.get_or_insert(rel_ms);
+            let next = *state.next_fps_ms.get_or_insert(rel_ms);
             if rel_ms + 1e-6 < next {
-                stats.dropped(DropReason::Sampling);
+                stats.skipped(SkipReason::Fps, 1);
                 continue;
             }
             // Next tick after this frame, on the grid anchored at the first selected one.
             let ticks = ((rel_ms - next) / step).floor() + 1.0;
-            *next_fps_ms = Some(next + ticks * step);
+            state.next_fps_ms = Some(next + ticks * step);
         }
         // A live frame is due when the stream time since the pipeline last kept up has
         // passed on the wall clock; a drop policy drops only once it is DROP_GRACE late.
         let due = live.then(|| {
-            let (t0, r0) = *anchor.get_or_insert((Instant::now(), rel_ms));
+            let (t0, r0) = *state.anchor.get_or_insert((Instant::now(), rel_ms));
             t0 + Duration::from_secs_f64((rel_ms - r0).max(0.0) / 1000.0) + DROP_GRACE
         });
         let (slot, at_once) = acquire(shared, pool, rx, due);
         if live && at_once {
-            *anchor = Some((Instant::now(), rel_ms));
+            state.anchor = Some((Instant::now(), rel_ms));
         }
         let Some(slot) = slot else { continue };
         let frame = Frame {
-            seq: *seq,
+            seq: state.seq,
             pts_ms: meta.pts_ms,
             key: meta.key,
             decoded_at: Instant::now(),
             pic: source.take_picture(),
             slot,
         };
-        *seq += 1;
+        state.seq += 1;
         if let Err(e) = tx.send(frame) {
             // All workers are gone (cannot happen while we hold the channel open).
             pool.put(e.into_inner().slot);
@@ -622,69 +728,118 @@ fn decode_loop(
     }
 }
 
-/// Runs the decoder, reopening a live input after it ends, fails or stalls, as the
-/// reconnect policy says. Numbering continues across reconnects (the committer is shared).
-/// Returns the error that ended the run, if any.
+/// How the supervisor ended a run.
+#[derive(Debug)]
+struct Supervised {
+    /// The source failure that ended it, if any.
+    error: Option<SourceError>,
+    /// Ended by `Control::stop` before the input ended or the limits were reached.
+    stopped: bool,
+}
+
+/// Runs the decoder, (re)opening a live input that could not be opened, or that ended,
+/// failed or stalled, as the reconnect policy says. `source` is `None` when the first open
+/// failed with `first_error` (retried here). Numbering continues across reconnects (the
+/// committer is shared).
+#[allow(clippy::too_many_arguments)]
 fn supervise(
     shared: &Shared<'_>,
-    source: &mut Source,
+    source: &mut Option<Source>,
+    first_error: Option<SourceError>,
     pool: &SlotPool,
     tx: &Sender<Frame>,
     rx: &Receiver<Frame>,
     damage: &mut Damage,
-) -> Option<SourceError> {
+) -> Supervised {
     let cfg = shared.cfg;
     let clock = SystemClock;
     let stop = &shared.control.stop;
     let live = cfg.input.kind == crate::source::InputKind::Network;
     let mut state = DecodeState::default();
     let mut backoff = Backoff::default();
-    let mut connected_at = clock.now();
-    let (mut cause, mut error) = decode_loop(shared, source, pool, tx, rx, &mut state);
+    let mut ever_connected = source.is_some();
+    let (mut cause, mut error) = match source.as_mut() {
+        Some(s) => decode_loop(shared, s, pool, tx, rx, &mut state),
+        None => (EndCause::Failed, first_error),
+    };
     loop {
-        let why = match (&error, cause) {
-            (Some(e), _) => e.to_string(),
-            (None, _) => format!("input '{}': end of stream", cfg.input.raw),
+        let why = match &error {
+            Some(e) => e.to_string(),
+            None => format!("input '{}': end of stream", cfg.input.raw),
         };
-        backoff.connection_ended(clock.now() - connected_at);
+        // Backoff grows over attempts that deliver nothing; a frame resets it.
+        backoff.connection_ended(state.decoded_here > 0);
         let delay = match decide(&cfg.reconnect, live, cause, &mut backoff) {
-            Decision::Finish => return error,
+            Decision::Finish => {
+                return Supervised {
+                    error,
+                    stopped: cause == EndCause::Stopped,
+                };
+            }
             Decision::GiveUp => {
-                tracing::error!(
-                    "{why}; giving up after {} reconnect attempts",
-                    backoff.attempts()
-                );
-                return error;
+                tracing::error!("{why}; giving up after {} attempts", backoff.attempts());
+                return Supervised {
+                    error,
+                    stopped: false,
+                };
             }
             Decision::Reconnect(d) => d,
         };
+        let (verb, next_state) = if ever_connected {
+            ("reconnecting", StreamState::Reconnecting)
+        } else {
+            ("retrying", StreamState::Connecting)
+        };
         tracing::warn!(
-            "{why}; reconnecting in {:.1} s (attempt {})",
+            "{why}; {verb} in {:.1} s (attempt {})",
             delay.as_secs_f64(),
             backoff.attempts()
         );
         let gap_start = clock.now();
-        shared.stats.set_state(StreamState::Reconnecting);
+        shared.stats.set_state(next_state);
         if !clock.sleep(delay, stop) {
-            return None;
+            return Supervised {
+                error: None,
+                stopped: true,
+            };
         }
+        state.decoded_here = 0;
         match Source::open(&cfg.input, &cfg.open, stop.clone()) {
             Ok(s) => {
-                damage.add(source.damage());
-                *source = s;
+                if let Some(old) = source.as_ref() {
+                    damage.add(old.damage());
+                }
+                let s = source.insert(s);
                 Stats::add(&shared.stats.reconnects, 1);
                 shared.stats.set_state(StreamState::Running);
-                tracing::warn!("input '{}': reconnected", cfg.input.raw);
-                state.reconnected((clock.now() - gap_start).as_secs_f64() * 1000.0);
-                connected_at = clock.now();
-                (cause, error) = decode_loop(shared, source, pool, tx, rx, &mut state);
+                tracing::warn!(
+                    "input '{}': {}",
+                    cfg.input.raw,
+                    if ever_connected {
+                        "reconnected"
+                    } else {
+                        "connected"
+                    }
+                );
+                if ever_connected {
+                    state.reconnected((clock.now() - gap_start).as_secs_f64() * 1000.0);
+                }
+                ever_connected = true;
+                (cause, error) = decode_loop(shared, s, pool, tx, rx, &mut state);
             }
-            Err(e) if stop.load(Ordering::Relaxed) => {
-                let _ = e;
-                return None;
+            Err(_) if stop.load(Ordering::Relaxed) => {
+                return Supervised {
+                    error: None,
+                    stopped: true,
+                };
+            }
+            Err(e) if !e.is_transient() => {
+                return Supervised {
+                    error: Some(e),
+                    stopped: false,
+                };
             }
             Err(e) => {
-                connected_at = clock.now();
                 cause = EndCause::Failed;
                 error = Some(e);
             }

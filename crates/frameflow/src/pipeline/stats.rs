@@ -14,8 +14,39 @@ pub enum DropReason {
     DropOldest,
     /// `--overload drop-newest` discarded the incoming frame.
     DropNewest,
-    /// `--every`, `--fps`, `--start` did not select it.
-    Sampling,
+}
+
+/// Why a frame was *skipped*: not selected, on purpose. Skips are not drops: a drop
+/// means the pipeline could not keep up, so that an alert on drops means something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// Before `--start`.
+    Start,
+    /// Not the Nth frame of `--every N`.
+    Every,
+    /// Between the ticks of `--fps R`.
+    Fps,
+    /// A non-key packet discarded before decoding by `--keyframes-only`.
+    Keyframes,
+}
+
+impl SkipReason {
+    pub const ALL: [SkipReason; 4] = [
+        SkipReason::Start,
+        SkipReason::Every,
+        SkipReason::Fps,
+        SkipReason::Keyframes,
+    ];
+
+    /// The name used in `skipped` (JSON) and the `reason` label (metrics).
+    pub fn name(self) -> &'static str {
+        match self {
+            SkipReason::Start => "start",
+            SkipReason::Every => "every",
+            SkipReason::Fps => "fps",
+            SkipReason::Keyframes => "keyframes",
+        }
+    }
 }
 
 /// Log-linear latency histogram in microseconds: exact below 64 µs, then 32 buckets per
@@ -102,6 +133,8 @@ impl Histogram {
 pub enum StreamState {
     /// Opening the input for the first time.
     Starting,
+    /// A live input that could not be opened yet: waiting to retry, or retrying.
+    Connecting,
     /// Decoding.
     Running,
     /// Waiting to reopen, or reopening, a live input.
@@ -111,8 +144,9 @@ pub enum StreamState {
 }
 
 impl StreamState {
-    const ALL: [StreamState; 4] = [
+    pub const ALL: [StreamState; 5] = [
         StreamState::Starting,
+        StreamState::Connecting,
         StreamState::Running,
         StreamState::Reconnecting,
         StreamState::Ended,
@@ -121,6 +155,7 @@ impl StreamState {
     pub fn name(self) -> &'static str {
         match self {
             StreamState::Starting => "starting",
+            StreamState::Connecting => "connecting",
             StreamState::Running => "running",
             StreamState::Reconnecting => "reconnecting",
             StreamState::Ended => "ended",
@@ -178,7 +213,8 @@ pub struct Stats {
     pub reconnects: AtomicU64,
     dropped_oldest: AtomicU64,
     dropped_newest: AtomicU64,
-    dropped_sampling: AtomicU64,
+    /// By [`SkipReason`], in the order of `SkipReason::ALL`.
+    skipped: [AtomicU64; 4],
     /// Frames decoded and waiting for a worker (a gauge).
     pub queue_depth: AtomicU64,
     /// Frames the input is expected to yield (file inputs with a known duration; 0 =
@@ -202,7 +238,7 @@ impl Stats {
             reconnects: AtomicU64::new(0),
             dropped_oldest: AtomicU64::new(0),
             dropped_newest: AtomicU64::new(0),
-            dropped_sampling: AtomicU64::new(0),
+            skipped: Default::default(),
             queue_depth: AtomicU64::new(0),
             expected_frames: AtomicU64::new(0),
             state: AtomicU8::new(0),
@@ -239,9 +275,17 @@ impl Stats {
         let c = match reason {
             DropReason::DropOldest => &self.dropped_oldest,
             DropReason::DropNewest => &self.dropped_newest,
-            DropReason::Sampling => &self.dropped_sampling,
         };
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts `n` frames skipped for `reason`.
+    pub fn skipped(&self, reason: SkipReason, n: u64) {
+        let i = SkipReason::ALL
+            .iter()
+            .position(|&r| r == reason)
+            .unwrap_or(0);
+        self.skipped[i].fetch_add(n, Ordering::Relaxed);
     }
 
     /// Records one written frame and its decoded → renamed latency.
@@ -268,15 +312,23 @@ impl Stats {
         let dropped = DroppedStats {
             drop_oldest: get(&self.dropped_oldest),
             drop_newest: get(&self.dropped_newest),
-            sampling: get(&self.dropped_sampling),
+        };
+        let [start, every, fps, keyframes] = self.skipped.each_ref().map(get);
+        let skipped = SkippedStats {
+            start,
+            every,
+            fps,
+            keyframes,
         };
         StreamStats {
             stream: self.label.clone(),
             input: self.input.clone(),
             frames_decoded: get(&self.decoded),
             frames_written: written,
-            frames_dropped: dropped.drop_oldest + dropped.drop_newest + dropped.sampling,
+            frames_dropped: dropped.drop_oldest + dropped.drop_newest,
             dropped,
+            frames_skipped: start + every + fps + keyframes,
+            skipped,
             frames_failed: get(&self.failed),
             decode_errors: get(&self.decode_errors),
             reconnects: get(&self.reconnects),
@@ -305,7 +357,27 @@ fn round3(v: f64) -> f64 {
 pub struct DroppedStats {
     pub drop_oldest: u64,
     pub drop_newest: u64,
-    pub sampling: u64,
+}
+
+/// Frames not selected, by [`SkipReason`].
+#[derive(Debug, Clone, Serialize)]
+pub struct SkippedStats {
+    pub start: u64,
+    pub every: u64,
+    pub fps: u64,
+    pub keyframes: u64,
+}
+
+impl SkippedStats {
+    /// The count for `reason`.
+    pub fn get(&self, reason: SkipReason) -> u64 {
+        match reason {
+            SkipReason::Start => self.start,
+            SkipReason::Every => self.every,
+            SkipReason::Fps => self.fps,
+            SkipReason::Keyframes => self.keyframes,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -322,8 +394,12 @@ pub struct StreamStats {
     pub input: String,
     pub frames_decoded: u64,
     pub frames_written: u64,
+    /// Dropped by the overload policy (the pipeline could not keep up).
     pub frames_dropped: u64,
     pub dropped: DroppedStats,
+    /// Not selected by sampling (`--start`, `--every`, `--fps`, `--keyframes-only`).
+    pub frames_skipped: u64,
+    pub skipped: SkippedStats,
     pub frames_failed: u64,
     pub decode_errors: u64,
     pub reconnects: u64,
@@ -342,6 +418,7 @@ pub struct Report {
     pub frames_decoded: u64,
     pub frames_written: u64,
     pub frames_dropped: u64,
+    pub frames_skipped: u64,
     pub frames_failed: u64,
     pub reconnects: u64,
     pub elapsed_s: f64,
@@ -359,6 +436,7 @@ impl Report {
             frames_decoded: sum(|s| s.frames_decoded),
             frames_written: written,
             frames_dropped: sum(|s| s.frames_dropped),
+            frames_skipped: sum(|s| s.frames_skipped),
             frames_failed: sum(|s| s.frames_failed),
             reconnects: sum(|s| s.reconnects),
             elapsed_s: elapsed,
@@ -439,17 +517,23 @@ mod tests {
         Stats::add(&s.decoded, 5);
         s.written(Duration::from_millis(3));
         s.dropped(DropReason::DropOldest);
-        s.dropped(DropReason::Sampling);
+        s.skipped(SkipReason::Fps, 3);
+        s.skipped(SkipReason::Keyframes, 1);
         let r = Report::new(vec![s.snapshot(), s.snapshot()]);
         assert_eq!(
             (r.frames_decoded, r.frames_written, r.frames_dropped),
-            (10, 2, 4)
+            (10, 2, 2),
+            "skips are not drops"
         );
+        assert_eq!(r.frames_skipped, 8);
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("stats.json");
         r.write(&p).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
         assert_eq!(v["streams"][0]["dropped"]["drop_oldest"], 1);
+        assert_eq!(v["streams"][0]["dropped"].get("sampling"), None);
+        assert_eq!(v["streams"][0]["skipped"]["fps"], 3);
+        assert_eq!(v["streams"][0]["frames_skipped"], 4);
         assert_eq!(v["streams"][0]["state"], "starting");
     }
 

@@ -3,7 +3,7 @@
 
 use super::{Registry, StreamView};
 use crate::pipeline::stats::StreamStats;
-use crate::pipeline::stats::{LATENCY_BUCKETS_S, StreamState};
+use crate::pipeline::stats::{LATENCY_BUCKETS_S, SkipReason, StreamState};
 use crate::sink::preview::Feed;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -90,15 +90,46 @@ pub fn render(reg: &Registry) -> String {
     f.head(
         name,
         "counter",
-        "Frames dropped on purpose, by reason: the overload policy or sampling.",
+        "Frames dropped because the pipeline fell behind, by overload policy.",
     );
     for (labels, snap, _) in &snaps {
         for (reason, n) in [
             ("drop_oldest", snap.dropped.drop_oldest),
             ("drop_newest", snap.dropped.drop_newest),
-            ("sampling", snap.dropped.sampling),
         ] {
             f.sample(name, &format!("{labels},reason=\"{reason}\""), n);
+        }
+    }
+
+    let name = "frameflow_frames_skipped_total";
+    f.head(
+        name,
+        "counter",
+        "Frames not selected, by reason: --start, --every, --fps, --keyframes-only.",
+    );
+    for (labels, snap, _) in &snaps {
+        for reason in SkipReason::ALL {
+            f.sample(
+                name,
+                &format!("{labels},reason=\"{}\"", reason.name()),
+                snap.skipped.get(reason),
+            );
+        }
+    }
+
+    let name = "frameflow_stream_state";
+    f.head(
+        name,
+        "gauge",
+        "1 for the stream's current state (connecting, running, reconnecting, …), else 0.",
+    );
+    for (labels, snap, _) in &snaps {
+        for state in StreamState::ALL {
+            f.sample(
+                name,
+                &format!("{labels},state=\"{}\"", state.name()),
+                u64::from(snap.state == state),
+            );
         }
     }
 
@@ -190,6 +221,16 @@ mod tests {
         let text = render(&reg);
         assert!(text.contains("frameflow_frames_decoded_total{stream=\"cam \\\"1\\\"\"} 7"));
         assert!(text.contains("reason=\"drop_oldest\"} 1"));
+        assert!(
+            !text.contains("reason=\"sampling\""),
+            "sampling is not a drop"
+        );
+        assert!(
+            text.contains(
+                "frameflow_frames_skipped_total{stream=\"cam \\\"1\\\"\",reason=\"fps\"} 0"
+            )
+        );
+        assert!(text.contains("state=\"starting\"} 1"));
         assert!(text.contains(
             "frameflow_frame_latency_seconds_bucket{stream=\"cam \\\"1\\\"\",le=\"0.01\"} 0"
         ));

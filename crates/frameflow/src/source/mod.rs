@@ -30,7 +30,13 @@ pub enum SourceError {
     #[error(transparent)]
     Spec(#[from] SpecError),
     #[error("input '{input}': cannot open: {reason}")]
-    Open { input: String, reason: String },
+    Open {
+        input: String,
+        reason: String,
+        /// No retry can mend it (this FFmpeg lacks the protocol or demuxer, the input is
+        /// a directory, …), as opposed to a server that is down or not answering yet.
+        permanent: bool,
+    },
     #[error("input '{input}': no video stream (streams: {streams})")]
     NoVideo { input: String, streams: String },
     #[error("input '{input}': cannot start the {codec} decoder: {reason}")]
@@ -57,6 +63,22 @@ pub enum SourceError {
         frame: u64,
         source: ConvertError,
     },
+}
+
+impl SourceError {
+    /// Whether trying again later may succeed: a server down, refusing, not answering or
+    /// lost. An input without video, a codec this FFmpeg cannot decode or a protocol it
+    /// lacks stays that way.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SourceError::Open { permanent, .. } => !permanent,
+            SourceError::Read { .. } | SourceError::Stalled { .. } => true,
+            SourceError::Spec(_)
+            | SourceError::NoVideo { .. }
+            | SourceError::Decoder { .. }
+            | SourceError::Convert { .. } => false,
+        }
+    }
 }
 
 /// How to open an input.
@@ -144,8 +166,9 @@ impl Interrupt {
 }
 
 extern "C" fn interrupt_cb(opaque: *mut c_void) -> c_int {
-    // SAFETY: opaque points to the boxed Interrupt owned by the Source, which outlives
-    // the format context (the context is dropped first).
+    // SAFETY: opaque points to the boxed Interrupt owned by a `Demuxer` (or, while
+    // `open_input` runs, by its local box), which closes the format context in its own
+    // `Drop` before the box is freed: the callback can never see freed memory.
     let it = unsafe { &*(opaque as *const Interrupt) };
     if it.stop.load(Ordering::Relaxed) {
         return 1;
@@ -156,6 +179,39 @@ extern "C" fn interrupt_cb(opaque: *mut c_void) -> c_int {
         return 1;
     }
     0
+}
+
+/// An open format context and the interrupt state its callback points to, owned
+/// together. The format context calls [`interrupt_cb`] until it is closed, including from
+/// inside `avformat_close_input` (RTMP and other protocols send their goodbye there), so
+/// the interrupt state must outlive it. `Drop` closes the context first, explicitly, and
+/// only then do the fields (the interrupt box) go: the order cannot be got wrong by a
+/// caller or by reordering fields or bindings.
+pub(crate) struct Demuxer {
+    input: std::mem::ManuallyDrop<ff::format::context::Input>,
+    interrupt: Box<Interrupt>,
+}
+
+impl Demuxer {
+    pub(crate) fn input(&self) -> &ff::format::context::Input {
+        &self.input
+    }
+
+    fn input_mut(&mut self) -> &mut ff::format::context::Input {
+        &mut self.input
+    }
+
+    fn interrupt(&self) -> &Interrupt {
+        &self.interrupt
+    }
+}
+
+impl Drop for Demuxer {
+    fn drop(&mut self) {
+        // SAFETY: `input` is dropped exactly once, here, and never used afterwards; the
+        // interrupt box it points to is a field, dropped only after this function returns.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.input) };
+    }
 }
 
 /// Facts about the opened video stream.
@@ -174,10 +230,9 @@ pub struct StreamInfo {
 
 /// An open input with its video decoder.
 pub struct Source {
-    // Field order matters: the decoder and the format context are dropped before the
-    // interrupt state their callback points to.
     decoder: ff::decoder::Video,
-    input: ff::format::context::Input,
+    /// The format context with its interrupt state (see [`Demuxer`] for the drop order).
+    demux: Demuxer,
     frame: ff::frame::Video,
     packet: ff::Packet,
     stream_index: usize,
@@ -189,7 +244,8 @@ pub struct Source {
     damage: Damage,
     draining: bool,
     done: bool,
-    interrupt: Box<Interrupt>,
+    /// Video packets discarded before decoding (`--keyframes-only`) since last asked.
+    skipped_packets: u64,
 }
 
 /// Damaged data met while reading an input. Frames the decoder could conceal are still
@@ -258,7 +314,8 @@ impl Source {
         opts: &OpenOptions,
         stop: Arc<AtomicBool>,
     ) -> Result<Source, SourceError> {
-        let (input, interrupt) = open_input(spec, opts, stop)?;
+        let demux = open_input(spec, opts, stop)?;
+        let input = demux.input();
         let (stream_index, time_base, params, frame_rate, duration_s) = {
             let Some(stream) = input.streams().best(ff::media::Type::Video) else {
                 let streams = input
@@ -335,7 +392,7 @@ impl Source {
         };
         Ok(Source {
             decoder,
-            input,
+            demux,
             frame: ff::frame::Video::empty(),
             packet: ff::Packet::empty(),
             stream_index,
@@ -347,7 +404,7 @@ impl Source {
             damage: Damage::default(),
             draining: false,
             done: false,
-            interrupt,
+            skipped_packets: 0,
         })
     }
 
@@ -382,7 +439,7 @@ impl Source {
                         )
                     };
                     let corrupt = flags & ffi::AV_FRAME_FLAG_CORRUPT != 0 || errs != 0;
-                    if corrupt && self.interrupt.stop.load(Ordering::Relaxed) {
+                    if corrupt && self.demux.interrupt().stop.load(Ordering::Relaxed) {
                         // A stop cut the last read short: this frame was decoded from
                         // partial data. It is not damage in the input. End here, so the
                         // outputs stay a gap-free prefix of the stream.
@@ -425,22 +482,23 @@ impl Source {
     fn read_and_send(&mut self) -> Result<(), SourceError> {
         loop {
             if self.spec.is_live() {
-                self.interrupt.arm(Some(self.opts.timeout));
+                self.demux.interrupt().arm(Some(self.opts.timeout));
             }
             // av_read_frame overwrites the packet without releasing what it held (the
             // decoder took its own reference in send_packet): unreference it first, or
             // every packet's data leaks (≈ the input's bitrate, forever, on a live input).
             // SAFETY: the packet is ours and valid; unref leaves it blank and reusable.
             unsafe { ffi::av_packet_unref(ff::packet::Mut::as_mut_ptr(&mut self.packet)) };
-            let res = self.packet.read(&mut self.input);
-            let timed_out = self.interrupt.timed_out.load(Ordering::Relaxed);
-            self.interrupt.arm(None);
+            let res = self.packet.read(self.demux.input_mut());
+            let timed_out = self.demux.interrupt().timed_out.load(Ordering::Relaxed);
+            self.demux.interrupt().arm(None);
             match res {
                 Ok(()) => {
                     if self.packet.stream() != self.stream_index {
                         continue;
                     }
                     if self.opts.keyframes_only && !self.packet.is_key() {
+                        self.skipped_packets += 1;
                         continue;
                     }
                     if self.packet.is_corrupt() {
@@ -461,7 +519,7 @@ impl Source {
                     return Ok(());
                 }
                 Err(e) => {
-                    if self.interrupt.stop.load(Ordering::Relaxed) {
+                    if self.demux.interrupt().stop.load(Ordering::Relaxed) {
                         // Shutdown requested: end cleanly, keeping what was decoded.
                         self.start_drain();
                         return Ok(());
@@ -483,6 +541,44 @@ impl Source {
                 }
             }
         }
+    }
+
+    /// Video packets discarded unread by `--keyframes-only` since the last call.
+    pub fn take_skipped_packets(&mut self) -> u64 {
+        std::mem::take(&mut self.skipped_packets)
+    }
+
+    /// Seeks to the keyframe at or before `pts_ms` (stream time, the units of
+    /// [`FrameMeta::pts_ms`]) and empties the decoder, so the next frame decoded is that
+    /// keyframe's or a later one. `Ok(false)`: the input cannot seek; nothing changed.
+    pub fn seek_ms(&mut self, pts_ms: i64) -> Result<bool, SourceError> {
+        let tb = self.time_base;
+        if tb.numerator() <= 0 || tb.denominator() <= 0 {
+            return Ok(false);
+        }
+        let ts =
+            i128::from(pts_ms) * i128::from(tb.denominator()) / (1000 * i128::from(tb.numerator()));
+        let ts = i64::try_from(ts).unwrap_or(i64::MAX);
+        let index = c_int::try_from(self.stream_index).unwrap_or(0);
+        // SAFETY: the format context is open and owned by `self.demux`; the stream index
+        // is the video stream's.
+        let rc = unsafe {
+            ffi::av_seek_frame(
+                self.demux.input_mut().as_mut_ptr(),
+                index,
+                ts,
+                ffi::AVSEEK_FLAG_BACKWARD as c_int,
+            )
+        };
+        if rc < 0 {
+            tracing::debug!(input = %self.spec.raw, "cannot seek: {}", av_error_string(rc));
+            return Ok(false);
+        }
+        // SAFETY: the decoder is open; flushing drops the frames it holds.
+        unsafe { ffi::avcodec_flush_buffers(self.decoder.as_mut_ptr()) };
+        self.draining = false;
+        self.done = false;
+        Ok(true)
     }
 
     /// Stops reading and lets the decoder hand out the frames it still holds.
@@ -554,11 +650,23 @@ fn open_input(
     spec: &InputSpec,
     opts: &OpenOptions,
     stop: Arc<AtomicBool>,
-) -> Result<(ff::format::context::Input, Box<Interrupt>), SourceError> {
+) -> Result<Demuxer, SourceError> {
     let input_name = spec.raw.clone();
     let open_err = |reason: String| SourceError::Open {
         input: input_name.clone(),
         reason,
+        permanent: true,
+    };
+    // A failure of libavformat's open: permanent only when this FFmpeg lacks something.
+    let av_err = |rc: c_int, interrupt: &Interrupt| SourceError::Open {
+        input: input_name.clone(),
+        reason: open_reason(spec, rc, interrupt, opts.timeout),
+        permanent: [
+            ffi::AVERROR_PROTOCOL_NOT_FOUND,
+            ffi::AVERROR_DEMUXER_NOT_FOUND,
+            ffi::AVERROR_OPTION_NOT_FOUND,
+        ]
+        .contains(&rc),
     };
     if spec.kind == InputKind::File && !spec.url.contains("://") {
         let p = std::path::Path::new(&spec.url);
@@ -602,8 +710,22 @@ fn open_input(
     };
     interrupt.arm(open_deadline);
 
+    let fmt = match spec.format {
+        Some(name) => {
+            let cname = CString::new(name).map_err(|_| open_err("bad format".into()))?;
+            // SAFETY: a lookup by a NUL-terminated name; returns a static or NULL.
+            let f = unsafe { ffi::av_find_input_format(cname.as_ptr()) };
+            if f.is_null() {
+                return Err(open_err(format!("this FFmpeg has no '{name}' input")));
+            }
+            f
+        }
+        None => ptr::null(),
+    };
     // SAFETY: standard avformat_open_input sequence; every pointer is checked and the
-    // context is either wrapped (and owned by `Input`) or closed on error.
+    // context is either wrapped (and owned by `Input`) or closed on error. The interrupt
+    // box outlives the context on every path: it is a local until the `Demuxer` below
+    // owns both.
     let input = unsafe {
         let mut ctx = ffi::avformat_alloc_context();
         if ctx.is_null() {
@@ -613,46 +735,48 @@ fn open_input(
             callback: Some(interrupt_cb),
             opaque: &*interrupt as *const Interrupt as *mut c_void,
         };
-        let fmt = match spec.format {
-            Some(name) => {
-                let cname = CString::new(name).map_err(|_| open_err("bad format".into()))?;
-                let f = ffi::av_find_input_format(cname.as_ptr());
-                if f.is_null() {
-                    ffi::avformat_free_context(ctx);
-                    return Err(open_err(format!("this FFmpeg has no '{name}' input")));
-                }
-                f
-            }
-            None => ptr::null(),
-        };
         let mut raw_opts = dict.disown();
         let rc = ffi::avformat_open_input(&mut ctx, url.as_ptr(), fmt as _, &mut raw_opts);
         ff::Dictionary::own(raw_opts);
         if rc < 0 {
             // avformat_open_input frees the context on failure.
-            return Err(open_err(open_reason(rc, &interrupt, opts.timeout)));
+            return Err(av_err(rc, &interrupt));
         }
         let rc = ffi::avformat_find_stream_info(ctx, ptr::null_mut());
         if rc < 0 {
             ffi::avformat_close_input(&mut ctx);
-            return Err(open_err(open_reason(rc, &interrupt, opts.timeout)));
+            return Err(av_err(rc, &interrupt));
         }
         ff::format::context::Input::wrap(ctx)
     };
-    interrupt.arm(None);
+    // From here on the pair has one owner; every return below drops it in order.
+    let demux = Demuxer {
+        input: std::mem::ManuallyDrop::new(input),
+        interrupt,
+    };
+    demux.interrupt().arm(None);
     // libavformat reads any text file as "ANSI art" video; nobody means that.
-    if spec.format.is_none() && input.format().name() == "tty" {
+    if spec.format.is_none() && demux.input().format().name() == "tty" {
         return Err(open_err("not a video file (it is text)".into()));
     }
-    Ok((input, interrupt))
+    Ok(demux)
 }
 
-fn open_reason(rc: c_int, it: &Interrupt, timeout: Duration) -> String {
+fn open_reason(spec: &InputSpec, rc: c_int, it: &Interrupt, timeout: Duration) -> String {
     if it.stop.load(Ordering::Relaxed) {
         return "interrupted".into();
     }
     if it.timed_out.load(Ordering::Relaxed) {
         return format!("no answer within {:.1} s", timeout.as_secs_f64());
+    }
+    // libavformat says only "Input/output error" when a host name does not resolve (the
+    // reason goes to its log): find out, and say so.
+    if spec.kind == InputKind::Network
+        && let Some((host, port)) = spec::host_port(&spec.url)
+        && host.parse::<std::net::IpAddr>().is_err()
+        && std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port.unwrap_or(0))).is_err()
+    {
+        return format!("cannot resolve host '{host}'");
     }
     av_error_string(rc)
 }

@@ -57,7 +57,8 @@ fn cstr(p: *const c_char) -> Option<String> {
 
 /// Opens `spec` and describes its streams.
 pub fn probe(spec: &InputSpec, opts: &OpenOptions) -> Result<ProbeInfo, SourceError> {
-    let (input, _interrupt) = open_input(spec, opts, Arc::new(AtomicBool::new(false)))?;
+    let demux = open_input(spec, opts, Arc::new(AtomicBool::new(false)))?;
+    let input = demux.input();
     let dur = input.duration();
     let fmt = input.format();
     let mut streams = Vec::new();

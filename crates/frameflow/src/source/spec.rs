@@ -40,6 +40,26 @@ pub enum SpecError {
     EmptyLavfi(String),
     #[error("input '{0}': missing device after 'v4l2:' (e.g. v4l2:/dev/video0)")]
     EmptyV4l2(String),
+    #[error("input '{0}': no host in the URL (e.g. rtsp://192.0.2.10:554/stream1)")]
+    NoHost(String),
+}
+
+/// The host (brackets removed from IPv6) and port of a `scheme://[user@]host[:port]/…`
+/// URL; `None` when it has no authority part.
+pub fn host_port(url: &str) -> Option<(String, Option<u16>)> {
+    let (_, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let (h, after) = v6.split_once(']')?;
+        (h, after.strip_prefix(':'))
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        }
+    };
+    Some((host.to_string(), port.and_then(|p| p.parse().ok())))
 }
 
 const NETWORK_SCHEMES: &[&str] = &[
@@ -80,6 +100,14 @@ impl InputSpec {
                 return Ok(mk(InputKind::File, raw, None));
             }
             if NETWORK_SCHEMES.contains(&base) || NETWORK_SCHEMES.contains(&scheme.as_str()) {
+                // `udp://:1234`, `tcp://:5000?listen=1` (listen on every address) have a
+                // port and no host; a URL with neither names nothing.
+                let authority = raw
+                    .split_once("://")
+                    .map_or("", |(_, r)| r.split(['/', '?', '#']).next().unwrap_or(""));
+                if authority.is_empty() {
+                    return Err(SpecError::NoHost(raw.into()));
+                }
                 return Ok(mk(InputKind::Network, raw, None));
             }
         }
@@ -120,10 +148,22 @@ impl InputSpec {
                 let no_query = self.url.split(['?', '#']).next().unwrap_or("");
                 let after_scheme = no_query.split_once("://").map_or(no_query, |(_, r)| r);
                 let path = after_scheme.trim_end_matches('/');
-                let last = path.rsplit('/').next().unwrap_or(path);
-                Path::new(last)
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
+                match path.split_once('/') {
+                    // A path names the stream: its last segment's stem.
+                    Some((_, p)) if !p.is_empty() => {
+                        let last = p.rsplit('/').next().unwrap_or(p);
+                        Path::new(last)
+                            .file_stem()
+                            .map(|s| s.to_string_lossy().into_owned())
+                    }
+                    // No path (`srt://`, `udp://`, `tcp://` inputs): host and port, as
+                    // `127.0.0.1-9000` (`:` would be awkward in file names).
+                    _ => host_port(&self.url).map(|(h, p)| match p {
+                        Some(p) if h.is_empty() => format!("port-{p}"),
+                        Some(p) => format!("{h}-{p}"),
+                        None => h,
+                    }),
+                }
             }
         };
         candidate
@@ -173,6 +213,44 @@ mod tests {
             InputKind::Network
         );
         assert!(InputSpec::parse("").is_err());
+        assert_eq!(
+            InputSpec::parse("srt://127.0.0.1:9000?mode=caller")
+                .unwrap()
+                .default_label(),
+            "127.0.0.1-9000"
+        );
+        assert_eq!(
+            InputSpec::parse("udp://127.0.0.1:1234")
+                .unwrap()
+                .default_label(),
+            "127.0.0.1-1234"
+        );
+        assert_eq!(
+            InputSpec::parse("udp://:1234").unwrap().default_label(),
+            "port-1234"
+        );
+        assert_eq!(
+            InputSpec::parse("rtmp://user:pw@[::1]:1935/live/cam")
+                .unwrap()
+                .default_label(),
+            "cam"
+        );
+        assert!(matches!(
+            InputSpec::parse("rtsp://"),
+            Err(SpecError::NoHost(_))
+        ));
+        assert!(matches!(
+            InputSpec::parse("http:///x.ts"),
+            Err(SpecError::NoHost(_))
+        ));
+        assert_eq!(
+            host_port("rtsp://admin:pw@cam.local:554/s"),
+            Some(("cam.local".into(), Some(554)))
+        );
+        assert_eq!(
+            host_port("srt://[::1]:9000?mode=listener"),
+            Some(("::1".into(), Some(9000)))
+        );
         assert!(InputSpec::parse("lavfi:").is_err());
     }
 }

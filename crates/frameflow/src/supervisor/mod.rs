@@ -23,13 +23,13 @@ impl Default for ReconnectPolicy {
     }
 }
 
-/// Exponential backoff with jitter: 0.5 s doubling to 30 s; back to 0.5 s once the input
-/// has been healthy for a minute.
+/// Exponential backoff with jitter: 0.5 s doubling to 30 s over consecutive attempts
+/// that deliver no frame; back to 0.5 s as soon as a connection delivers one (a server
+/// that drops every 30 s and comes back at once is reconnected at once, every time).
 #[derive(Debug, Clone)]
 pub struct Backoff {
     pub initial: Duration,
     pub max: Duration,
-    pub healthy_reset: Duration,
     attempt: u32,
     rng: u64,
 }
@@ -49,7 +49,6 @@ impl Backoff {
         Backoff {
             initial: Duration::from_millis(500),
             max: Duration::from_secs(30),
-            healthy_reset: Duration::from_secs(60),
             attempt: 0,
             rng: seed | 1,
         }
@@ -76,9 +75,10 @@ impl Backoff {
         base.mul_f64(0.8 + 0.4 * r).min(self.max)
     }
 
-    /// Called when a connection ends after having delivered frames for `healthy_for`.
-    pub fn connection_ended(&mut self, healthy_for: Duration) {
-        if healthy_for >= self.healthy_reset {
+    /// Called when a connection (or an attempt to open one) ended: one that delivered a
+    /// frame resets the backoff, and `--reconnect-max` counts from there.
+    pub fn connection_ended(&mut self, delivered_frames: bool) {
+        if delivered_frames {
             self.attempt = 0;
         }
     }
@@ -117,8 +117,10 @@ impl Clock for SystemClock {
 /// Why a connection ended, as the supervisor sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndCause {
-    /// Stop requested, or the run's limits (`--max-frames`, `--duration`) reached.
+    /// The run's limits (`--max-frames`, `--duration`) reached.
     Finished,
+    /// Stop requested (a signal).
+    Stopped,
     /// The input ended (the server closed the stream).
     EndOfStream,
     /// A read error or a stall.
@@ -143,7 +145,7 @@ pub fn decide(
     cause: EndCause,
     backoff: &mut Backoff,
 ) -> Decision {
-    if cause == EndCause::Finished || !live || !policy.enabled {
+    if matches!(cause, EndCause::Finished | EndCause::Stopped) || !live || !policy.enabled {
         return Decision::Finish;
     }
     if policy.max_attempts.is_some_and(|m| backoff.attempts() >= m) {
@@ -194,16 +196,43 @@ mod tests {
     }
 
     #[test]
-    fn healthy_minute_resets_the_backoff() {
+    fn a_connection_that_delivered_frames_resets_the_backoff() {
         let mut b = Backoff::with_seed(7);
         for _ in 0..5 {
             b.next_delay();
         }
-        b.connection_ended(Duration::from_secs(10));
-        assert_eq!(b.attempts(), 5, "a short connection keeps the backoff");
-        b.connection_ended(Duration::from_secs(61));
+        b.connection_ended(false);
+        assert_eq!(
+            b.attempts(),
+            5,
+            "an attempt that delivered nothing keeps growing"
+        );
+        b.connection_ended(true);
         assert_eq!(b.attempts(), 0);
         assert!(b.next_delay() <= Duration::from_millis(600));
+    }
+
+    #[test]
+    fn a_flapping_server_is_retried_at_the_initial_delay_each_time() {
+        // Killed every 30 s, back after 2 s: each outage costs one or two short waits,
+        // never the 4.4 → 7.6 → 13.6 → 30 s growth across sessions that worked.
+        let mut b = Backoff::with_seed(9);
+        let policy = ReconnectPolicy {
+            enabled: true,
+            max_attempts: Some(3),
+        };
+        for _session in 0..10 {
+            b.connection_ended(true);
+            let Decision::Reconnect(d) = decide(&policy, true, EndCause::Failed, &mut b) else {
+                panic!("gave up after a working session");
+            };
+            assert!(d <= Duration::from_millis(600), "{d:?}");
+            b.connection_ended(false);
+            let Decision::Reconnect(d) = decide(&policy, true, EndCause::Failed, &mut b) else {
+                panic!("gave up");
+            };
+            assert!(d <= Duration::from_millis(1200), "{d:?}");
+        }
     }
 
     #[test]
@@ -216,6 +245,10 @@ mod tests {
         };
         assert_eq!(
             decide(&on, true, EndCause::Finished, &mut b),
+            Decision::Finish
+        );
+        assert_eq!(
+            decide(&on, true, EndCause::Stopped, &mut b),
             Decision::Finish
         );
         assert_eq!(
