@@ -56,7 +56,7 @@ fn main() -> ExitCode {
     let temp_dirs = match install_signals(&control) {
         Ok(d) => d,
         Err(e) => {
-            say!("frameflow: error: {e:#}");
+            say!("frameflow: error: {}", error_text(&e));
             return ExitCode::from(1);
         }
     };
@@ -94,14 +94,32 @@ fn main() -> ExitCode {
     match res {
         Ok(code) => code,
         Err(Failure::Usage(e)) => {
-            say!("frameflow: error: {e:#}");
+            say!("frameflow: error: {}", error_text(&e));
             ExitCode::from(2)
         }
         Err(Failure::Runtime(e)) => {
-            say!("frameflow: error: {e:#}");
+            say!("frameflow: error: {}", error_text(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// An error and its causes on one line. The convention: a library error's message
+/// already says its cause (`output directory x: Permission denied`), and the edge adds
+/// each further cause of the chain (anyhow contexts, `#[source]`s) only if the text so
+/// far does not already say it, so no cause is printed twice.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let c = cause.to_string();
+        if text.is_empty() {
+            text = c;
+        } else if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
 }
 
 /// What every command gets from `main`: the stop/abort flags the signal handler sets,
@@ -741,7 +759,7 @@ fn blame_key(
         argv.extend(w.iter().cloned());
         let alone = match cli::StreamArgs::try_parse_from(&argv) {
             Ok(a) => run_config(&a.run).err().map(|f| match f {
-                Failure::Usage(e) | Failure::Runtime(e) => format!("{e:#}"),
+                Failure::Usage(e) | Failure::Runtime(e) => error_text(&e),
             }),
             Err(e) => Some(clap_message(&e)),
         };
@@ -749,7 +767,7 @@ fn blame_key(
             return file.key_error(s, msg).into();
         }
     }
-    file.stream_error(entry, format!("{err:#}")).into()
+    file.stream_error(entry, error_text(&err)).into()
 }
 
 fn cmd_run(args: &RunArgs, env: &Env<'_>, matches: &clap::ArgMatches) -> Result<ExitCode, Failure> {
@@ -849,7 +867,7 @@ fn cmd_run(args: &RunArgs, env: &Env<'_>, matches: &clap::ArgMatches) -> Result<
         1 if single => Err(Failure::Runtime(failures.remove(0))),
         _ => {
             for e in &failures {
-                say!("frameflow: error: {e:#}");
+                say!("frameflow: error: {}", error_text(&e));
             }
             Ok(ExitCode::from(1))
         }

@@ -86,6 +86,9 @@ pub enum PipelineError {
     Source(#[from] SourceError),
     #[error(transparent)]
     Output(#[from] WriteError),
+    /// The directory for unfiltered frames is unusable.
+    #[error("raw-frame directory {}: {reason}", path.display())]
+    RawDir { path: PathBuf, reason: String },
     #[error("{0}")]
     Encoder(#[from] EncodeError),
     #[error("cannot start worker thread: {0}")]
@@ -170,8 +173,23 @@ impl Shared<'_> {
     /// Hands over the result for `seq` (None = skipped) and commits everything that is
     /// now in order.
     fn finish(&self, seq: u64, item: Option<Pending>) {
-        let Ok(mut c) = self.commit.lock() else {
-            return;
+        let mut c = match self.commit.lock() {
+            Ok(c) => c,
+            Err(_) => {
+                // A panic while committing left the committer's state unknown: nothing
+                // more can be named safely. Stop the run, loudly, leaving no partial file.
+                if let Some(p) = item {
+                    self.discard(p);
+                    Stats::add(&self.stats.failed, 1);
+                }
+                if !self.control.stop.swap(true, Ordering::SeqCst) {
+                    tracing::error!(
+                        "input '{}': internal error: the output committer failed; stopping (frames already renamed are complete)",
+                        self.cfg.input.raw
+                    );
+                }
+                return;
+            }
         };
         c.pending.insert(seq, item);
         loop {
@@ -326,6 +344,8 @@ enum FrameError {
     Convert(#[from] ConvertError),
     #[error("{0}")]
     Fused(#[from] FusedError),
+    #[error("internal error (panic: {0})")]
+    Panic(String),
 }
 
 /// The directory-level failure behind `e`, if it is one (no space, quota, read-only
@@ -415,7 +435,19 @@ fn run_inner(cfg: &RunConfig, control: &Control, taps: &Taps) -> Result<RunOutco
         taps.stats.set_state(StreamState::Running);
     }
     let dir = open_output(&cfg.out_dir)?;
-    let raw_dir = cfg.raw_dir.as_deref().map(open_output).transpose()?;
+    let raw_dir = cfg
+        .raw_dir
+        .as_deref()
+        .map(|p| {
+            open_output(p).map_err(|e| match e {
+                WriteError::Dir { path, source } => PipelineError::RawDir {
+                    path,
+                    reason: source.to_string(),
+                },
+                other => PipelineError::Output(other),
+            })
+        })
+        .transpose()?;
     let ext = cfg.encode.format.extension();
     // Numbering continues after the highest index in the output (and the raw) directory.
     let first_index = if cfg.overwrite {
@@ -977,7 +1009,22 @@ fn worker(shared: &Shared<'_>, rx: Receiver<Frame>, pool: SlotPool) {
             shared.finish(seq, None);
             continue;
         }
-        let result = process(shared, &mut st, pic, seq, pts_ms);
+        // A panic in a filter or an encoder fails this frame, not the run: the worker
+        // starts over with fresh state (a half-used encoder is not to be trusted).
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            process(shared, &mut st, pic, seq, pts_ms)
+        }))
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown".into());
+            if let Ok(fresh) = WorkerState::new(shared.cfg) {
+                st = fresh;
+            }
+            Err(FrameError::Panic(what))
+        });
         pool.put(slot);
         match result {
             Ok((temp, raw)) => shared.finish(

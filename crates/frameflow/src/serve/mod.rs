@@ -215,6 +215,9 @@ async fn prometheus(State(reg): State<AppState>) -> Response {
         .into_response()
 }
 
+/// The lowest `?fps=` a viewer may ask for (one frame a minute).
+const MIN_VIEWER_FPS: f64 = 1.0 / 60.0;
+
 /// `?stream=&raw=1&fps=&width=`.
 #[derive(Debug, serde::Deserialize)]
 struct PreviewQuery {
@@ -257,8 +260,13 @@ impl PreviewQuery {
     fn interval(&self) -> Result<Option<Duration>, Reject> {
         match self.fps {
             None => Ok(None),
-            Some(f) if f.is_finite() && f > 0.0 => Ok(Some(Duration::from_secs_f64(1.0 / f))),
-            Some(f) => Err(bad_request(&format!("fps: must be > 0, got {f}"))),
+            // At least one frame a minute: 1/f of a tiny f does not fit a Duration.
+            Some(f) if (MIN_VIEWER_FPS..=1000.0).contains(&f) => {
+                Ok(Some(Duration::from_secs_f64(1.0 / f)))
+            }
+            Some(f) => Err(bad_request(&format!(
+                "fps: must be between {MIN_VIEWER_FPS} and 1000, got {f}"
+            ))),
         }
     }
 
@@ -446,5 +454,26 @@ mod tests {
         assert_eq!(a("localhost:82").unwrap(), "127.0.0.1:82");
         assert!(a("web:80").unwrap_err().contains("expected PORT"));
         assert!(a("70000").is_err());
+    }
+
+    #[test]
+    fn viewer_rates_that_fit_no_duration_are_refused_not_panicked_on() {
+        let q = |fps: f64| PreviewQuery {
+            stream: None,
+            raw: None,
+            fps: Some(fps),
+            width: None,
+        };
+        for bad in [1e-300, 0.0, -1.0, f64::NAN, f64::INFINITY, 1e300, 5e-324] {
+            let r = q(bad).interval();
+            assert!(
+                matches!(r, Err(Reject(StatusCode::BAD_REQUEST, _))),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            q(5.0).interval().ok().flatten(),
+            Some(Duration::from_millis(200))
+        );
     }
 }
