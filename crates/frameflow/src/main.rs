@@ -218,12 +218,30 @@ fn init_logging(cli: &Cli) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("frameflow={ours}")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| QuietStderr)
+        // Its own complaint about a failed write would go to stderr too, through a
+        // macro that panics when stderr is gone.
+        .log_internal_errors(false)
         .without_time()
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     source::init_ffmpeg(av);
+}
+
+/// Stderr for log lines, failures ignored: a log line that cannot be written is lost,
+/// and the run goes on (`frameflow run … 2>&1 | head`).
+struct QuietStderr;
+
+impl std::io::Write for QuietStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
 }
 
 /// Installs SIGINT/SIGTERM handling, then unblocks both (the launcher blocked them): the

@@ -421,12 +421,10 @@ fn run_inner(cfg: &RunConfig, control: &Control, taps: &Taps) -> Result<RunOutco
     let (mut source, first_error) = match Source::open(&cfg.input, &cfg.open, control.stop.clone())
     {
         Ok(s) => (Some(s), None),
-        Err(e) if control.stop.load(Ordering::Relaxed) => {
-            // Stopped while opening: a normal end for a live input.
-            if cfg.input.is_live() {
-                return Ok(RunOutcome::empty(&taps.stats, true));
-            }
-            return Err(e.into());
+        Err(_) if control.stop.load(Ordering::Relaxed) => {
+            // Stopped while opening: a normal end for a live input, an interrupted job
+            // for a file.
+            return Ok(RunOutcome::empty(&taps.stats, true));
         }
         Err(e) if retries_open(cfg, &e) => (None, Some(e)),
         Err(e) => return Err(e.into()),
