@@ -432,8 +432,15 @@ fn cmd_watch(args: &WatchArgs, env: &Env<'_>) -> Result<ExitCode, Failure> {
     };
     let control = &env.control;
     env.clean_on_abort([cfg.job.out_dir.clone()]);
-    let bar = (args.once && !cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .then(|| status::files_bar(0));
+    let terminal = !cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr());
+    // --once: a bar over the backlog; a hot folder: a live status line.
+    let bar = terminal.then(|| {
+        if args.once {
+            status::files_bar(0)
+        } else {
+            status::watch_line(&cfg.dir, &cfg.job.out_dir)
+        }
+    });
     if !args.once && !cli.quiet {
         tracing::info!(
             "watching {} → {} (Ctrl-C to stop)",

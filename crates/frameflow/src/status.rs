@@ -191,6 +191,21 @@ pub fn files_bar(len: u64) -> ProgressBar {
     b
 }
 
+/// `watch`'s live status line on a terminal: images done, their rate, time running.
+/// Its position is the count of inputs handled (set through the progress callback).
+pub fn watch_line(dir: &std::path::Path, out: &std::path::Path) -> ProgressBar {
+    let b = ProgressBar::new_spinner();
+    b.set_style(
+        ProgressStyle::with_template(
+            "{spinner} watching {prefix}: {pos} image(s) done, {per_sec}, for {elapsed} (Ctrl-C to stop)",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    b.set_prefix(format!("{} → {}", dir.display(), out.display()));
+    b.enable_steady_tick(std::time::Duration::from_millis(500));
+    b
+}
+
 fn new_bar(expected: u64) -> ProgressBar {
     if expected > 0 {
         let b = ProgressBar::new(expected);

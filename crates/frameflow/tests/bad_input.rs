@@ -243,12 +243,14 @@ fn absolute_template_is_refused_with_exit_2() {
     );
 }
 
+/// With `--no-reconnect` an unreachable URL is one clear error at once. (With reconnect
+/// on, the default, it is retried with backoff: see `hardening.rs`.)
 #[test]
 fn unreachable_url_exits_1_within_seconds() {
     let tmp = tempdir();
     let out = tmp.path().join("out");
     let url = "http://127.0.0.1:1/x";
-    let run = run_into(&out, &["-i", url, "-f", "emboss"]);
+    let run = run_into(&out, &["-i", url, "-f", "emboss", "--no-reconnect"]);
     assert_no_panic(&run);
     assert!(
         !run.timed_out,

@@ -479,3 +479,42 @@ fn messages_say_it_once_and_in_our_words() {
     assert!(v.stdout.contains("libavcodec 59."), "{}", v.stdout);
     assert!(v.stdout.contains("libjpeg-turbo 3."), "{}", v.stdout);
 }
+
+/// `watch` on a terminal shows a live status line (it printed nothing before), and a
+/// signal ends it normally.
+#[test]
+fn watch_on_a_terminal_shows_a_live_status_line() {
+    let tmp = common::tempdir();
+    let hot = tmp.path().join("in");
+    std::fs::create_dir_all(&hot).expect("mkdir");
+    common::ffmpeg(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=64x48",
+            "-frames:v",
+            "1",
+            &s(&hot.join("a.png")),
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    let out = tmp.path().join("out");
+    // `timeout -s INT` sends the signal inside the pseudo-terminal session.
+    let inner = format!(
+        "timeout --preserve-status -s INT 3 {} watch {} -o {}",
+        s(&common::bin()),
+        s(&hot),
+        s(&out)
+    );
+    let mut cmd = Command::new("script");
+    cmd.args(["-qfec", &inner, "/dev/null"])
+        .env("TERM", "xterm");
+    let r = common::run_with_timeout(&mut cmd, T);
+    assert_eq!(r.code(), Some(0), "{}", r.describe());
+    let screen = r.stdout.replace('\r', "\n");
+    assert!(screen.contains("watching"), "no status line in:\n{screen}");
+    assert!(screen.contains("1 image(s) done"), "no count in:\n{screen}");
+    assert_eq!(common::list_dir(&out), ["a.png"]);
+}

@@ -600,6 +600,9 @@ struct DecodeState {
     anchor: Option<(Instant, f64)>,
     /// `--start` on a file: where the seek to the keyframe before it stands.
     seek: StartSeek,
+    /// Live inputs: (wall time, stream time in ms) of the frame that was most on time on
+    /// this connection; the live lag is measured from it.
+    edge: Option<(Instant, f64)>,
 }
 
 /// Seeking for `--start` on a file: decode the first frame (it fixes stream time 0, as
@@ -626,6 +629,7 @@ impl DecodeState {
         self.first_pts = None;
         self.pts_offset = self.last_rel_ms + gap_ms;
         self.anchor = None;
+        self.edge = None;
         self.decoded_here = 0;
     }
 }
@@ -671,6 +675,16 @@ fn decode_loop(
         let first = *state.first_pts.get_or_insert(meta.pts_ms);
         let rel_ms = (meta.pts_ms - first) as f64 + state.pts_offset;
         state.last_rel_ms = rel_ms;
+        if live {
+            let now = Instant::now();
+            let (t0, r0) = *state.edge.get_or_insert((now, rel_ms));
+            let behind_ms = (now - t0).as_secs_f64() * 1000.0 - (rel_ms - r0);
+            if behind_ms < 0.0 {
+                // Earlier than ever: the stream's clock is anchored here from now on.
+                state.edge = Some((now, rel_ms));
+            }
+            stats.live_lag(Duration::from_secs_f64(behind_ms.max(0.0) / 1000.0));
+        }
         if let Some(d) = s.duration
             && rel_ms >= start_ms + d * 1000.0
         {
@@ -975,7 +989,32 @@ impl WorkerState {
     }
 }
 
+/// How much lower (nice) a live input's workers run than its decode thread. When the
+/// workers are the slow side they would otherwise take the cores the decoder needs to
+/// keep up with the stream (with them starved, drops come too late and the pipeline
+/// drifts seconds behind the live edge); at this difference the scheduler gives the
+/// decoder (and libavcodec's threads, which it starts) about 2.4 times the workers'
+/// share whenever it has work.
+const LIVE_WORKER_NICE: libc::c_int = 4;
+
+/// Lowers this thread's priority by `by` nice levels (Linux: nice is per thread).
+fn lower_this_thread(by: libc::c_int) {
+    // SAFETY: gettid has no preconditions; getpriority/setpriority only read and set
+    // the nice value of this thread.
+    unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        *libc::__errno_location() = 0;
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+        if *libc::__errno_location() == 0 {
+            let _ = libc::setpriority(libc::PRIO_PROCESS, tid, (now + by).min(19));
+        }
+    }
+}
+
 fn worker(shared: &Shared<'_>, rx: Receiver<Frame>, pool: SlotPool) {
+    if shared.cfg.input.is_live() {
+        lower_this_thread(LIVE_WORKER_NICE);
+    }
     let mut st = match WorkerState::new(shared.cfg) {
         Ok(st) => st,
         Err(e) => {

@@ -217,6 +217,10 @@ pub struct Stats {
     skipped: [AtomicU64; 4],
     /// Frames decoded and waiting for a worker (a gauge).
     pub queue_depth: AtomicU64,
+    /// Live inputs: how far (ms) the decoder runs behind the stream's own clock, now and
+    /// at most (see [`Stats::live_lag`]).
+    live_lag_now_ms: AtomicU64,
+    live_lag_max_ms: AtomicU64,
     /// Frames the input is expected to yield (file inputs with a known duration; 0 =
     /// unknown), for progress bars.
     pub expected_frames: AtomicU64,
@@ -240,6 +244,8 @@ impl Stats {
             dropped_newest: AtomicU64::new(0),
             skipped: Default::default(),
             queue_depth: AtomicU64::new(0),
+            live_lag_now_ms: AtomicU64::new(0),
+            live_lag_max_ms: AtomicU64::new(0),
             expected_frames: AtomicU64::new(0),
             state: AtomicU8::new(0),
             latency: Mutex::new(Histogram::default()),
@@ -288,6 +294,14 @@ impl Stats {
         self.skipped[i].fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Records how far behind the live edge the decoder is: the wall time since the
+    /// stream was last on time, less the stream time since then.
+    pub fn live_lag(&self, lag: Duration) {
+        let ms = u64::try_from(lag.as_millis()).unwrap_or(u64::MAX);
+        self.live_lag_now_ms.store(ms, Ordering::Relaxed);
+        self.live_lag_max_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
     /// Records one written frame and its decoded → renamed latency.
     pub fn written(&self, latency: Duration) {
         self.written.fetch_add(1, Ordering::Relaxed);
@@ -333,6 +347,10 @@ impl Stats {
             decode_errors: get(&self.decode_errors),
             reconnects: get(&self.reconnects),
             queue_depth: get(&self.queue_depth),
+            live_lag_ms: LiveLagStats {
+                now: get(&self.live_lag_now_ms),
+                max: get(&self.live_lag_max_ms),
+            },
             state: self.state(),
             elapsed_s: round3(elapsed),
             fps: if elapsed > 0.0 {
@@ -380,6 +398,14 @@ impl SkippedStats {
     }
 }
 
+/// How far (ms) a live input's decoder ran behind the stream's own clock: the wall time
+/// since the stream was last on time less the stream time since then.
+#[derive(Debug, Clone, Serialize)]
+pub struct LiveLagStats {
+    pub now: u64,
+    pub max: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct LatencyStats {
     pub p50: Option<f64>,
@@ -405,6 +431,8 @@ pub struct StreamStats {
     pub reconnects: u64,
     /// Frames decoded and waiting for a worker, now.
     pub queue_depth: u64,
+    /// Live inputs: how far the decoder ran behind the stream's clock (0 for files).
+    pub live_lag_ms: LiveLagStats,
     pub state: StreamState,
     pub elapsed_s: f64,
     pub fps: f64,
