@@ -518,3 +518,36 @@ fn watch_on_a_terminal_shows_a_live_status_line() {
     assert!(screen.contains("1 image(s) done"), "no count in:\n{screen}");
     assert_eq!(common::list_dir(&out), ["a.png"]);
 }
+
+/// An MP4 on stdin whose index comes last cannot be read from a pipe: the error says why
+/// and what to do.
+#[test]
+fn a_stdin_mp4_with_its_index_at_the_end_gets_a_hint() {
+    let tmp = common::tempdir();
+    let mp4 = tmp.path().join("late-index.mp4");
+    // Large enough that the media data outgrows what the demuxer can hold in its buffer.
+    common::testsrc_clip(
+        &mp4,
+        1280,
+        720,
+        10.0,
+        &["-c:v", "libx264", "-preset", "ultrafast", "-crf", "10"],
+    );
+    let stdin = std::fs::File::open(&mp4).expect("open clip");
+    let mut cmd = Command::new(common::bin());
+    cmd.args(["run", "-i", "-", "-o", &s(&tmp.path().join("o"))]);
+    let mut child = cmd
+        .stdin(stdin)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start");
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    let (status, _) = common::wait_deadline(&mut child, T);
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{err}");
+    assert!(err.contains("not streamable"), "{err}");
+    assert!(err.contains("-movflags +faststart"), "{err}");
+}

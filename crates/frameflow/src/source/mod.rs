@@ -533,10 +533,14 @@ impl Source {
                             frames: self.frames_out,
                         });
                     }
+                    let mut reason = err_string(e);
+                    if let Some(hint) = self.read_hint() {
+                        reason.push_str(hint);
+                    }
                     return Err(SourceError::Read {
                         input: self.spec.raw.clone(),
                         frames: self.frames_out,
-                        reason: err_string(e),
+                        reason,
                     });
                 }
             }
@@ -579,6 +583,19 @@ impl Source {
         self.draining = false;
         self.done = false;
         Ok(true)
+    }
+
+    /// What to tell a user whose read failed at once in a way that has a known cause.
+    fn read_hint(&self) -> Option<&'static str> {
+        // An MP4/MOV from a pipe whose index (moov) comes after the media data: the demuxer
+        // reads past all of it to find the index, then cannot seek back.
+        (self.spec.kind == InputKind::Stdin
+            && self.frames_out == 0
+            && self.info.format.contains("mp4"))
+        .then_some(
+            " (an MP4/MOV whose index is at its end is not streamable: give the file itself \
+             as -i, or remux it with `ffmpeg -i in.mp4 -c copy -movflags +faststart out.mp4`)",
+        )
     }
 
     /// Stops reading and lets the decoder hand out the frames it still holds.
