@@ -892,7 +892,7 @@ fn cmd_run(args: &RunArgs, env: &Env<'_>, matches: &clap::ArgMatches) -> Result<
         1 if single => Err(Failure::Runtime(failures.remove(0))),
         _ => {
             for e in &failures {
-                say!("frameflow: error: {}", error_text(&e));
+                say!("frameflow: error: {}", error_text(e));
             }
             Ok(ExitCode::from(1))
         }

@@ -11,7 +11,8 @@ use std::time::Duration;
 #[test]
 fn a_chain_slower_than_the_stream_drops_frames_and_keeps_up_with_the_live_edge() {
     let tmp = common::tempdir();
-    // 12 s of 1280x720 at 25 fps: 300 frames, sent in real time.
+    // 20 s of 1280x720 at 25 fps: 500 frames, sent in real time. (Without the fix the
+    // decoder fell behind by about a quarter of the stream time: 5 s here.)
     let clip = tmp.path().join("cam.ts");
     common::testsrc_clip(
         &clip,
@@ -62,8 +63,9 @@ fn a_chain_slower_than_the_stream_drops_frames_and_keeps_up_with_the_live_edge()
     );
     assert_eq!(written + dropped, decoded, "{}", run.describe());
     assert_eq!(common::list_dir(&out).len() as u64, written);
-    // On the stream's own clock: the decoder was never more than about DROP_GRACE (1 s)
-    // behind it (it was 8 s behind after 16 s when the workers took its CPU).
+    // On the stream's own clock: the decoder was never far behind it (it was 8 s behind
+    // after 16 s of a 1080p stream when the workers took its CPU). The bound leaves room
+    // for a loaded machine: the yield starts at 250 ms behind.
     let text = std::fs::read_to_string(&stats).expect("stats");
     let v: serde_json::Value = serde_json::from_str(&text).expect("json");
     let lag = v["streams"][0]["live_lag_ms"]["max"]

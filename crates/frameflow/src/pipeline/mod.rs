@@ -167,6 +167,9 @@ struct Shared<'a> {
     error_lines: AtomicU64,
     /// The first output failure that makes going on pointless; it stops the run.
     output_error: Mutex<Option<WriteError>>,
+    /// Set once a live input's decoder has fallen behind the stream's clock: from then on
+    /// the workers run at a lower priority than the decoder (see [`LIVE_WORKER_NICE`]).
+    workers_yield: AtomicBool,
 }
 
 impl Shared<'_> {
@@ -503,6 +506,7 @@ fn run_inner(cfg: &RunConfig, control: &Control, taps: &Taps) -> Result<RunOutco
         control: control.clone(),
         error_lines: AtomicU64::new(0),
         output_error: Mutex::new(None),
+        workers_yield: AtomicBool::new(false),
     };
     let mut damage = Damage::default();
 
@@ -684,6 +688,13 @@ fn decode_loop(
                 state.edge = Some((now, rel_ms));
             }
             stats.live_lag(Duration::from_secs_f64(behind_ms.max(0.0) / 1000.0));
+            if behind_ms > YIELD_AFTER_LAG_MS && !shared.workers_yield.swap(true, Ordering::Relaxed)
+            {
+                tracing::info!(
+                    input = %cfg.input.raw,
+                    "decoder {behind_ms:.0} ms behind the stream: workers yield to it from now on"
+                );
+            }
         }
         if let Some(d) = s.duration
             && rel_ms >= start_ms + d * 1000.0
@@ -989,13 +1000,19 @@ impl WorkerState {
     }
 }
 
-/// How much lower (nice) a live input's workers run than its decode thread. When the
-/// workers are the slow side they would otherwise take the cores the decoder needs to
-/// keep up with the stream (with them starved, drops come too late and the pipeline
-/// drifts seconds behind the live edge); at this difference the scheduler gives the
-/// decoder (and libavcodec's threads, which it starts) about 2.4 times the workers'
-/// share whenever it has work.
+/// How much lower (nice) a live input's workers run than its decode thread once the
+/// decoder has fallen [`YIELD_AFTER_LAG_MS`] behind the stream. When the workers are the
+/// slow side they would otherwise take the cores the decoder needs to keep up (with it
+/// starved, drops come too late and the pipeline drifts seconds behind the live edge);
+/// at this difference the scheduler gives the decoder (and libavcodec's threads, which it
+/// starts) about 2.4 times a worker's share whenever it has work. Only then: a pipeline
+/// that keeps up competes with other processes as before. One way: an unprivileged
+/// process cannot raise a thread's priority again.
 const LIVE_WORKER_NICE: libc::c_int = 4;
+
+/// How far (ms) behind the stream's clock a live decoder may fall before the workers
+/// yield to it. Well under `DROP_GRACE`, so drops still come in time.
+const YIELD_AFTER_LAG_MS: f64 = 250.0;
 
 /// Lowers this thread's priority by `by` nice levels (Linux: nice is per thread).
 fn lower_this_thread(by: libc::c_int) {
@@ -1012,9 +1029,7 @@ fn lower_this_thread(by: libc::c_int) {
 }
 
 fn worker(shared: &Shared<'_>, rx: Receiver<Frame>, pool: SlotPool) {
-    if shared.cfg.input.is_live() {
-        lower_this_thread(LIVE_WORKER_NICE);
-    }
+    let mut yielded = false;
     let mut st = match WorkerState::new(shared.cfg) {
         Ok(st) => st,
         Err(e) => {
@@ -1028,6 +1043,10 @@ fn worker(shared: &Shared<'_>, rx: Receiver<Frame>, pool: SlotPool) {
         }
     };
     for frame in rx.iter() {
+        if !yielded && shared.workers_yield.load(Ordering::Relaxed) {
+            lower_this_thread(LIVE_WORKER_NICE);
+            yielded = true;
+        }
         shared
             .stats
             .queue_depth
