@@ -18,7 +18,7 @@ fn a_chain_slower_than_the_stream_drops_frames_and_keeps_up_with_the_live_edge()
         &clip,
         1280,
         720,
-        12.0,
+        20.0,
         &[
             "-c:v", "libx264", "-preset", "veryfast", "-g", "25", "-f", "mpegts",
         ],
@@ -72,7 +72,7 @@ fn a_chain_slower_than_the_stream_drops_frames_and_keeps_up_with_the_live_edge()
         .as_u64()
         .expect("live_lag_ms.max");
     assert!(
-        lag <= 2000,
+        lag <= 2500,
         "the decoder fell {lag} ms behind the stream: {text}"
     );
 }
