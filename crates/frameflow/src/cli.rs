@@ -161,6 +161,10 @@ pub struct RunArgs {
     /// Also keep the unfiltered frames in DIR (same names and format, written atomically).
     #[arg(long, value_name = "DIR")]
     pub raw_dir: Option<PathBuf>,
+    /// Refuse frames of more than N pixels (width × height), from the stream's header,
+    /// before any buffer of that size exists. Default: Pillow's decompression-bomb limit.
+    #[arg(long, value_name = "N", default_value_t = frameflow::source::DEFAULT_MAX_PIXELS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_pixels: u64,
     /// Keep only the newest N outputs of this run, deleting older ones as new ones are
     /// written (a ring, like multifilesink's max-files; --raw-dir frames go with them).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]

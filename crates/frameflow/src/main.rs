@@ -523,6 +523,7 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, Failure> {
             timeout: args.timeout,
             rtsp_transport: args.rtsp_transport,
             keyframes_only: args.keyframes_only,
+            max_pixels: args.max_pixels,
             // Sampling leaves the workers mostly idle: decoding is the job then.
             decode_share: if args.keyframes_only || args.fps.is_some() || args.every.is_some() {
                 source::DecodeShare::All
@@ -1009,6 +1010,7 @@ fn cmd_probe(args: &ProbeArgs) -> Result<ExitCode, Failure> {
         rtsp_transport: args.rtsp_transport,
         keyframes_only: false,
         decode_share: source::DecodeShare::All,
+        max_pixels: u64::MAX,
     };
     let info = source::probe::probe(&input, &opts)?;
     if args.json {

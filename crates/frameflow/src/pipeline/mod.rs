@@ -388,7 +388,7 @@ fn open_output(path: &std::path::Path) -> Result<AtomicDir, WriteError> {
             "exists and is not a directory",
         )));
     }
-    if let Err(e) = std::fs::create_dir_all(path) {
+    if let Err(e) = crate::sink::atomic::create_dirs(path) {
         return Err(dir_error(std::io::Error::new(
             e.kind(),
             format!("cannot create it: {e}"),

@@ -484,7 +484,7 @@ impl Report {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
+        crate::sink::atomic::create_dirs(dir)?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

@@ -12,6 +12,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 const TEMP_PREFIX: &str = ".ff-";
 const TEMP_SUFFIX: &str = ".tmp";
 
+/// `fs::create_dir_all`, however the path is spelled: `newdir/.` and `a/./b` too (the
+/// standard one tries `newdir/.` before `newdir` exists and fails).
+pub fn create_dirs(path: &Path) -> io::Result<()> {
+    fs::create_dir_all(path.components().collect::<PathBuf>())
+}
+
 /// An I/O failure with the path and the step it happened in.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -62,7 +68,7 @@ impl AtomicDir {
     /// processes. `fsync` makes every file and its directory durable before it counts
     /// as written (the hot folder needs it; a frame stream usually does not).
     pub fn open(root: &Path, fsync: bool) -> Result<AtomicDir, WriteError> {
-        fs::create_dir_all(root).map_err(|source| WriteError::Dir {
+        create_dirs(root).map_err(|source| WriteError::Dir {
             path: root.to_path_buf(),
             source,
         })?;

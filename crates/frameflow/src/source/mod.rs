@@ -57,6 +57,16 @@ pub enum SourceError {
         secs: f64,
         frames: u64,
     },
+    #[error(
+        "input '{input}': frames of {width}x{height} = {} pixels are over the limit of {limit} pixels (a decompression bomb?)",
+        u64::from(*width) * u64::from(*height)
+    )]
+    TooManyPixels {
+        input: String,
+        width: u32,
+        height: u32,
+        limit: u64,
+    },
     #[error("input '{input}': frame {frame}: {source}")]
     Convert {
         input: String,
@@ -76,6 +86,7 @@ impl SourceError {
             SourceError::Spec(_)
             | SourceError::NoVideo { .. }
             | SourceError::Decoder { .. }
+            | SourceError::TooManyPixels { .. }
             | SourceError::Convert { .. } => false,
         }
     }
@@ -92,7 +103,14 @@ pub struct OpenOptions {
     pub keyframes_only: bool,
     /// How much of the machine decoding gets (see [`DecodeShare`]).
     pub decode_share: DecodeShare,
+    /// Frames larger than this many pixels are refused: from the stream's header at
+    /// open, and by libavcodec (`max_pixels`) before it allocates a frame mid-stream.
+    pub max_pixels: u64,
 }
+
+/// Pillow's decompression-bomb threshold (`Image.MAX_IMAGE_PIXELS`): the default limit
+/// for video frames and still images.
+pub const DEFAULT_MAX_PIXELS: u64 = 178_956_970;
 
 /// How many threads libavcodec decodes with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -123,6 +141,7 @@ impl Default for OpenOptions {
             rtsp_transport: RtspTransport::Tcp,
             keyframes_only: false,
             decode_share: DecodeShare::Half,
+            max_pixels: DEFAULT_MAX_PIXELS,
         }
     }
 }
@@ -349,6 +368,16 @@ impl Source {
             let p = &*params.as_ptr();
             (p.bit_rate, p.width, p.height)
         };
+        if let (Ok(w), Ok(h)) = (u32::try_from(width), u32::try_from(height))
+            && u64::from(w) * u64::from(h) > opts.max_pixels
+        {
+            return Err(SourceError::TooManyPixels {
+                input: spec.raw.clone(),
+                width: w,
+                height: h,
+                limit: opts.max_pixels,
+            });
+        }
         let bits_per_pixel = match frame_rate {
             Some(r) if bit_rate > 0 && width > 0 && height > 0 => {
                 Some(bit_rate as f64 / (f64::from(width) * f64::from(height) * r))
@@ -372,6 +401,8 @@ impl Source {
             // slice; ffmpeg-next's setter can only express one type).
             (*raw).thread_count = decoder_threads(opts.decode_share, bits_per_pixel);
             (*raw).pkt_timebase = time_base.into();
+            // A frame that grows past the limit mid-stream is refused before allocation.
+            (*raw).max_pixels = i64::try_from(opts.max_pixels).unwrap_or(i64::MAX);
             if opts.keyframes_only {
                 (*raw).skip_frame = ffi::AVDiscard::AVDISCARD_NONKEY;
             }

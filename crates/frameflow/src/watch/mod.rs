@@ -172,7 +172,7 @@ fn prepare(cfg: &WatchConfig) -> Result<Dirs, WatchError> {
     }
     let mut own = Vec::new();
     for (d, flag) in own_dirs {
-        fs::create_dir_all(d).map_err(dir_err(d, "creating the directory"))?;
+        crate::sink::atomic::create_dirs(d).map_err(dir_err(d, "creating the directory"))?;
         let c = d
             .canonicalize()
             .map_err(dir_err(d, "opening the directory"))?;
