@@ -107,7 +107,10 @@ fn time_only_names_are_all_written_and_unique() {
         let stem = n.strip_suffix(".jpg").unwrap_or_else(|| panic!("{n}"));
         let (time, k) = match stem.split_once("Z-") {
             Some((t, k)) => (t, Some(k)),
-            None => (stem.strip_suffix('Z').unwrap_or_else(|| panic!("{n}")), None),
+            None => (
+                stem.strip_suffix('Z').unwrap_or_else(|| panic!("{n}")),
+                None,
+            ),
         };
         assert_eq!(time.len(), 19, "{n}");
         if let Some(k) = k {
@@ -118,6 +121,29 @@ fn time_only_names_are_all_written_and_unique() {
     let again = frameflow(run_args(&media, &out, &["--name", "{time}.jpg"]), DEADLINE);
     again.assert_code(0);
     assert_eq!(list_dir(&out).len(), 2 * FRAMES, "{}", again.describe());
+}
+
+#[test]
+fn a_taken_name_without_index_gets_the_next_variant() {
+    let tmp = tempdir();
+    let media = clip(tmp.path());
+    let out = tmp.path().join("out");
+    let pts: Vec<u64> = (0..FRAMES as u64).map(|i| i * 40).collect();
+    for round in 0..3 {
+        let run = frameflow(run_args(&media, &out, &["--name", "{pts}.jpg"]), DEADLINE);
+        run.assert_code(0);
+        let mut want: Vec<String> = pts
+            .iter()
+            .flat_map(|p| {
+                (0..=round).map(move |k| match k {
+                    0 => format!("{p}.jpg"),
+                    k => format!("{p}-{k}.jpg"),
+                })
+            })
+            .collect();
+        want.sort();
+        assert_eq!(list_dir(&out), want, "round {round}\n{}", run.describe());
+    }
 }
 
 #[test]
@@ -133,7 +159,12 @@ fn keep_last_counts_earlier_runs_and_raw_twins() {
     );
     let first = frameflow(&args, DEADLINE);
     first.assert_code(0);
-    assert_eq!(list_dir(&out), frame_names(5..10, "jpg"), "{}", first.describe());
+    assert_eq!(
+        list_dir(&out),
+        frame_names(5..10, "jpg"),
+        "{}",
+        first.describe()
+    );
     let second = frameflow(&args, DEADLINE);
     second.assert_code(0);
     assert_eq!(
@@ -162,7 +193,12 @@ fn empty_label_cannot_render_a_name_outside_out() {
         run_args(
             &media,
             &out,
-            &["--label", "", "--name", "..{stream}/..{stream}/x{index}.jpg"],
+            &[
+                "--label",
+                "",
+                "--name",
+                "..{stream}/..{stream}/x{index}.jpg",
+            ],
         ),
         DEADLINE,
     );
