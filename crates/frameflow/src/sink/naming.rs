@@ -167,8 +167,9 @@ impl Template {
                         digits.parse::<usize>().ok().filter(|w| *w <= 32)
                     };
                     let (Some(width), Some(_)) = (width, chars.next_if_eq(&'d')) else {
+                        let after = chars.peek().map_or(String::new(), char::to_string);
                         return Err(invalid(format!(
-                            "'%{digits}…': only ffmpeg's %d and %0Nd (= {{index}} and \
+                            "'%{digits}{after}': only ffmpeg's %d and %0Nd (= {{index}} and \
                              {{index:0N}}, N up to 32) are understood; write %% for a literal %"
                         )));
                     };
