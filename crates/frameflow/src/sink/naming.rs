@@ -315,7 +315,8 @@ impl Template {
     }
 
     /// Renders a relative path. Field values are sanitised: `/`, `\` and NUL become `_`,
-    /// and a value that is `.` or `..` is replaced by `_`.
+    /// and a value that is `.` or `..` is replaced by `_`. A name that is written to uses
+    /// [`Template::render_checked`]: an empty value can still make a `..` of its literals.
     pub fn render(&self, v: &NameValues<'_>) -> String {
         let mut out = String::with_capacity(self.text.len() + 16);
         for part in &self.parts {
