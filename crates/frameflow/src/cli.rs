@@ -96,7 +96,15 @@ pub struct RunArgs {
     /// Output directory (created if missing).
     #[arg(short, long = "out", value_name = "DIR", default_value = "./frames")]
     pub out: PathBuf,
-    /// Output name template: {index} {index:06} {pts} {time} {stream} {stem} {ext}.
+    /// Output name template: {index} {index:06} {pts} {time} {stream} {stem} {ext}
+    /// (ffmpeg's %d / %06d = {index}, %% = %).
+    ///
+    /// Each frame needs a name of its own: the template must have {index}, {pts} or
+    /// {time} unless --max-frames 1. Without {index}, a name already in -o (or, with
+    /// --overwrite, the previous frame's) gets -1, -2, … before its extension, the
+    /// first free one: two frames in one millisecond of {time} are
+    /// 20261124T101530.123Z.jpg and 20261124T101530.123Z-1.jpg. A name that would leave
+    /// -o (e.g. '..{stream}' with an empty --label) is refused at start.
     #[arg(long, value_name = "TEMPLATE", default_value = "frame{index:06}.{ext}")]
     pub name: String,
     /// Image format: jpg, png, webp, bmp, ppm (default: from the template's extension, else jpg).
@@ -165,8 +173,9 @@ pub struct RunArgs {
     /// before any buffer of that size exists. Default: Pillow's decompression-bomb limit.
     #[arg(long, value_name = "N", default_value_t = frameflow::source::DEFAULT_MAX_PIXELS, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_pixels: u64,
-    /// Keep only the newest N outputs of this run, deleting older ones as new ones are
-    /// written (a ring, like multifilesink's max-files; --raw-dir frames go with them).
+    /// Keep only the newest N outputs of this template in the directory, earlier runs'
+    /// included, deleting older ones as new ones are written (a ring, like multifilesink's
+    /// max-files; --raw-dir frames go with them).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub keep_last: Option<u64>,
 }
@@ -220,7 +229,8 @@ pub struct ApplyArgs {
     /// Output directory (created if missing).
     #[arg(short, long = "out", value_name = "DIR")]
     pub out: PathBuf,
-    /// Output name template: {stem} {ext} {index} {time}.
+    /// Output name template: {stem} {ext} {index} {time} (%d / %06d = {index}); with
+    /// several files it needs {stem} or {index}.
     #[arg(long, value_name = "TEMPLATE", default_value = "{stem}.{ext}")]
     pub name: String,
     /// Replace existing outputs.

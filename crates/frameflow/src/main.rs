@@ -362,6 +362,9 @@ fn cmd_apply(args: &ApplyArgs, env: &Env<'_>) -> Result<ExitCode, Failure> {
     let job = image_job(&args.image, &args.out, &args.name, args.overwrite, |_| {
         Ok(())
     })?;
+    job.template
+        .check_unique_files(args.files.len())
+        .map_err(usage)?;
     let control = &env.control;
     env.clean_on_abort([job.out_dir.clone()]);
     let bar = (!cli.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -493,6 +496,7 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, Failure> {
     let input = InputSpec::parse(input).map_err(usage)?;
     let chain = parse_chain(&args.chain)?;
     let template = Template::parse(&args.name).map_err(usage)?;
+    template.check_unique(args.max_frames).map_err(usage)?;
     let format = pick_format(args, &template)?;
     let out_mode = chain
         .output_mode(Mode::Rgb)
@@ -510,6 +514,9 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, Failure> {
         Overload::Block
     });
     let label = args.label.clone().unwrap_or_else(|| input.default_label());
+    template
+        .check_fields(&label, &input.default_label())
+        .map_err(usage)?;
     if let Some(raw) = &args.raw_dir
         && same_dir(raw, &args.out)
     {
@@ -929,17 +936,23 @@ fn stream_result(
     let r = &outcome.report;
     if !quiet {
         let s = &r.streams[0];
-        let names = if r.frames_written > 0 && cfg.template.has_index() {
-            let first = cfg.template.render(&frameflow::sink::naming::NameValues {
-                index: outcome.first_index,
-                ext: cfg.encode.format.extension(),
-                stream: &cfg.label,
-                ..Default::default()
-            });
-            format!(" (first: {first})")
-        } else {
-            String::new()
-        };
+        // The first output of this run still there (--keep-last may have deleted some).
+        let first = (r.frames_written > 0 && cfg.template.has_index())
+            .then(|| {
+                let stem = cfg.input.default_label();
+                cfg.template.first_present(
+                    &cfg.out_dir,
+                    &frameflow::sink::naming::NameValues {
+                        index: outcome.first_index,
+                        ext: cfg.encode.format.extension(),
+                        stream: &cfg.label,
+                        stem: &stem,
+                        ..Default::default()
+                    },
+                )
+            })
+            .flatten();
+        let names = first.map_or_else(String::new, |f| format!(" (first: {f})"));
         let lat = match (s.latency_ms.p50, s.latency_ms.p99) {
             (Some(a), Some(b)) => format!("; latency p50 {a:.1} ms, p99 {b:.1} ms"),
             _ => String::new(),

@@ -152,8 +152,43 @@ struct Committer {
     next_seq: u64,
     next_index: u64,
     pending: BTreeMap<u64, Option<Pending>>,
-    /// With `--keep-last N`: the final paths of the last N commits, oldest first.
+    /// With `--keep-last N`: the final paths of the last N outputs in the directories
+    /// (earlier runs' first), oldest first.
     kept: VecDeque<Vec<PathBuf>>,
+    /// The name the template rendered for the previous commit, and which
+    /// [`variant`](crate::sink::naming::variant) of it was used: the next frame with the
+    /// same name starts at the next variant.
+    last: Option<(String, u32)>,
+}
+
+impl Committer {
+    /// `--keep-last`: the ring starts with the outputs earlier runs left in the output
+    /// and raw directories (a filtered frame and its raw twin as one entry), oldest first
+    /// as [`Template::existing_outputs`] orders them, so the directories never hold more
+    /// than N outputs once this run commits.
+    fn earlier_outputs(cfg: &RunConfig) -> VecDeque<Vec<PathBuf>> {
+        let Some(n) = cfg.keep_last else {
+            return VecDeque::new();
+        };
+        let stem = cfg.input.default_label();
+        let known = crate::sink::naming::Known {
+            ext: cfg.encode.format.extension(),
+            stream: Some(&cfg.label),
+            stem: Some(&stem),
+        };
+        let dirs: Vec<&std::path::Path> = std::iter::once(&cfg.out_dir)
+            .chain(cfg.raw_dir.as_ref())
+            .map(PathBuf::as_path)
+            .collect();
+        let mut kept: VecDeque<Vec<PathBuf>> = cfg
+            .template
+            .existing_outputs(&dirs, &known)
+            .into_iter()
+            .map(|e| e.paths)
+            .collect();
+        kept.reserve(n.saturating_add(1).min(4096));
+        kept
+    }
 }
 
 struct Shared<'a> {
@@ -225,29 +260,56 @@ impl Shared<'_> {
             pts_ms,
             decoded_at,
         } = p;
-        // With {index} in the template an existing name just moves the counter on (another
-        // writer got there first); without it, an existing name is an error.
+        let has_index = cfg.template.has_index();
+        // Every frame gets a name of its own. With {index}, a name already taken moves the
+        // counter on (another writer got there first). Without it ({pts}, {time}), a name
+        // already taken — or the one the previous frame got, which --overwrite would
+        // replace — becomes its next variant: `-1`, `-2`, … before the extension.
+        let mut k = 0;
         for _attempt in 0..1000 {
-            let rel = cfg.template.render(&NameValues {
+            let base = match cfg.template.render_checked(&NameValues {
                 index: c.next_index,
                 pts_ms,
                 time: &time,
                 stream: &cfg.label,
                 stem: &stem,
                 ext: cfg.encode.format.extension(),
-            });
-            // The raw frame takes the same name: skip an index already taken there too.
+            }) {
+                Ok(name) => name,
+                Err(e) => {
+                    self.dir.discard(temp);
+                    self.discard_raw(raw);
+                    self.fail(&format!("frame at {pts_ms} ms: {e}"));
+                    return;
+                }
+            };
+            if !has_index
+                && k == 0
+                && let Some((prev, pk)) = &c.last
+                && *prev == base
+            {
+                k = pk.saturating_add(1);
+            }
+            let rel = crate::sink::naming::variant(&base, k);
+            let next = |c: &mut Committer, k: &mut u32| {
+                if has_index {
+                    c.next_index += 1;
+                } else {
+                    *k += 1;
+                }
+            };
+            // The raw frame takes the same name: skip a name already taken there too.
             if let (Some(rd), Some(_)) = (&self.raw_dir, &raw)
                 && replace == Replace::Never
-                && cfg.template.has_index()
                 && rd.root().join(&rel).exists()
             {
-                c.next_index += 1;
+                next(c, &mut k);
                 continue;
             }
             match self.dir.commit_keep(temp, &rel, replace) {
                 Ok(path) => {
                     c.next_index += 1;
+                    c.last = Some((base, k));
                     self.stats.written(decoded_at.elapsed());
                     let mut paths = vec![path];
                     if let (Some(rd), Some(r)) = (&self.raw_dir, raw.take()) {
@@ -259,8 +321,8 @@ impl Shared<'_> {
                     self.keep_last(c, paths);
                     return;
                 }
-                Err((t, WriteError::Exists { .. })) if cfg.template.has_index() => {
-                    c.next_index += 1;
+                Err((t, WriteError::Exists { .. })) => {
+                    next(c, &mut k);
                     temp = t;
                 }
                 Err((t, e)) => {
@@ -276,10 +338,15 @@ impl Shared<'_> {
         self.fail("no free output name after 1000 attempts");
     }
 
-    /// `--keep-last N`: remembers this commit's files and deletes those of the commit N
-    /// commits ago. Only this run's outputs are ever deleted.
+    /// `--keep-last N`: remembers this commit's files and deletes those of the output N
+    /// outputs ago — earlier runs' outputs of the same template included (the ring is
+    /// seeded with them), so the directory holds at most N. A file this commit replaced
+    /// (`--overwrite`) leaves its old place in the ring, or the ring would delete it.
     fn keep_last(&self, c: &mut Committer, paths: Vec<PathBuf>) {
         let Some(n) = self.cfg.keep_last else { return };
+        if self.cfg.overwrite {
+            c.kept.retain(|old| !old.iter().any(|p| paths.contains(p)));
+        }
         c.kept.push_back(paths);
         while c.kept.len() > n {
             let Some(old) = c.kept.pop_front() else { break };
@@ -501,7 +568,8 @@ fn run_inner(cfg: &RunConfig, control: &Control, taps: &Taps) -> Result<RunOutco
             next_seq: 0,
             next_index: first_index,
             pending: BTreeMap::new(),
-            kept: VecDeque::with_capacity(cfg.keep_last.unwrap_or(0).saturating_add(1).min(4096)),
+            kept: Committer::earlier_outputs(cfg),
+            last: None,
         }),
         control: control.clone(),
         error_lines: AtomicU64::new(0),
