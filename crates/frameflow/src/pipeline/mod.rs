@@ -74,8 +74,9 @@ pub struct RunConfig {
     pub reconnect: ReconnectPolicy,
     /// Also keep the unfiltered frames here (same names, same format, atomically).
     pub raw_dir: Option<PathBuf>,
-    /// Keep only the newest N outputs of this run (a ring, like multifilesink's
-    /// max-files); the raw frame of an index goes with its filtered one.
+    /// Keep only the newest N outputs of the template in the directory, earlier runs'
+    /// included (a ring, like multifilesink's max-files); the raw twin of an output goes
+    /// with it.
     pub keep_last: Option<usize>,
 }
 
