@@ -20,7 +20,8 @@ pub enum InputKind {
 /// A parsed `-i` argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputSpec {
-    /// As the user wrote it (used in messages).
+    /// As the user wrote it, with secrets hidden ([`redact`]): the only form ever shown
+    /// (messages, logs, stats, the web page, metrics labels).
     pub raw: String,
     pub kind: InputKind,
     /// What is handed to `avformat_open_input`.
@@ -42,6 +43,76 @@ pub enum SpecError {
     EmptyV4l2(String),
     #[error("input '{0}': no host in the URL (e.g. rtsp://192.0.2.10:554/stream1)")]
     NoHost(String),
+}
+
+/// Query parameters whose values are secrets (compared without case; also any name
+/// ending in one of the longer ones, as `access_token`, `api_key`, `streamkey`).
+const SECRET_PARAMS: &[&str] = &[
+    "passphrase",
+    "password",
+    "token",
+    "key",
+    "auth",
+    "secret",
+    "sig",
+];
+
+/// `text` with secrets replaced by `***`: the password of URL user-info
+/// (`rtsp://admin:***@cam/…`; user-info without a password, often a token, whole), and
+/// the values of secret query parameters (`srt://h:9000?passphrase=***`). Text that is
+/// no URL is returned as it is.
+pub fn redact(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_string();
+    };
+    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(auth_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((info, host)) => match info.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("***@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    let (before_q, query_and_frag) = match tail.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (tail, None),
+    };
+    let mut out = format!("{scheme}://{authority}{before_q}");
+    if let Some(q) = query_and_frag {
+        let (q, frag) = match q.split_once('#') {
+            Some((q, f)) => (q, Some(f)),
+            None => (q, None),
+        };
+        let params: Vec<String> = q
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if is_secret_param(k) => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+        if let Some(f) = frag {
+            out.push('#');
+            out.push_str(f);
+        }
+    }
+    out
+}
+
+fn is_secret_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    SECRET_PARAMS.iter().any(|s| {
+        n == *s
+            || match n.strip_suffix(s) {
+                // `access_token`, `streampassword`; the short ones only after a separator
+                // or as `apikey`/`streamkey` (not `monkey`).
+                Some(head) if s.len() > 3 => !head.is_empty(),
+                Some(head) => head.ends_with(['_', '-', '.']) || ["api", "stream"].contains(&head),
+                None => false,
+            }
+    })
 }
 
 /// The host (brackets removed from IPv6) and port of a `scheme://[user@]host[:port]/…`
@@ -72,8 +143,9 @@ impl InputSpec {
         if raw.is_empty() {
             return Err(SpecError::Empty);
         }
+        let shown = redact(raw);
         let mk = |kind, url: &str, format| InputSpec {
-            raw: raw.to_string(),
+            raw: shown.clone(),
             kind,
             url: url.to_string(),
             format,
@@ -83,13 +155,13 @@ impl InputSpec {
         }
         if let Some(graph) = raw.strip_prefix("lavfi:") {
             if graph.is_empty() {
-                return Err(SpecError::EmptyLavfi(raw.into()));
+                return Err(SpecError::EmptyLavfi(shown));
             }
             return Ok(mk(InputKind::Lavfi, graph, Some("lavfi")));
         }
         if let Some(dev) = raw.strip_prefix("v4l2:") {
             if dev.is_empty() {
-                return Err(SpecError::EmptyV4l2(raw.into()));
+                return Err(SpecError::EmptyV4l2(shown));
             }
             return Ok(mk(InputKind::V4l2, dev, Some("video4linux2")));
         }
@@ -106,7 +178,7 @@ impl InputSpec {
                     .split_once("://")
                     .map_or("", |(_, r)| r.split(['/', '?', '#']).next().unwrap_or(""));
                 if authority.is_empty() {
-                    return Err(SpecError::NoHost(raw.into()));
+                    return Err(SpecError::NoHost(shown));
                 }
                 return Ok(mk(InputKind::Network, raw, None));
             }
@@ -213,6 +285,22 @@ mod tests {
             InputKind::Network
         );
         assert!(InputSpec::parse("").is_err());
+        let s = InputSpec::parse("rtsp://admin:S3cret@192.0.2.10:554/s?token=abc&x=1").unwrap();
+        assert_eq!(s.raw, "rtsp://admin:***@192.0.2.10:554/s?token=***&x=1");
+        assert_eq!(s.url, "rtsp://admin:S3cret@192.0.2.10:554/s?token=abc&x=1");
+        assert_eq!(
+            redact("srt://127.0.0.1:9000?mode=caller&passphrase=longsecret1&streamid=a"),
+            "srt://127.0.0.1:9000?mode=caller&passphrase=***&streamid=a"
+        );
+        assert_eq!(
+            redact("http://tok@h/x.m3u8?api_key=k&Auth=z&sig=q#f"),
+            "http://***@h/x.m3u8?api_key=***&Auth=***&sig=***#f"
+        );
+        assert_eq!(redact("clip.mp4"), "clip.mp4");
+        assert_eq!(
+            redact("http://h/monkey.ts?keyframes=1"),
+            "http://h/monkey.ts?keyframes=1"
+        );
         assert_eq!(
             InputSpec::parse("srt://127.0.0.1:9000?mode=caller")
                 .unwrap()
