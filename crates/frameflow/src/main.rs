@@ -569,12 +569,35 @@ fn run_config(args: &RunArgs) -> Result<RunConfig, Failure> {
     })
 }
 
-/// Whether two paths name the same directory (resolved if they exist).
+/// Whether two paths name the same directory, compared as canonical paths: `o`,
+/// `./o/.` and a symlink to `o` are one directory, whether or not it exists yet.
 fn same_dir(a: &std::path::Path, b: &std::path::Path) -> bool {
-    match (a.canonicalize(), b.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a.components().eq(b.components()),
+    canonical(a) == canonical(b)
+}
+
+/// `p` made absolute, its longest existing prefix resolved (symlinks, `..`), the rest
+/// appended lexically.
+fn canonical(p: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let abs = std::env::current_dir().map_or_else(|_| p.to_path_buf(), |cwd| cwd.join(p));
+    // `components` already drops the `.` in `a/./b` and `o/.`.
+    let comps: Vec<Component<'_>> = abs.components().collect();
+    for split in (0..=comps.len()).rev() {
+        let prefix: std::path::PathBuf = comps[..split].iter().collect();
+        if let Ok(mut c) = prefix.canonicalize() {
+            for comp in &comps[split..] {
+                match comp {
+                    Component::CurDir => {}
+                    Component::ParentDir => {
+                        c.pop();
+                    }
+                    other => c.push(other),
+                }
+            }
+            return c;
+        }
     }
+    abs
 }
 
 /// One stream to run, with the filter text the web page shows.
@@ -661,17 +684,26 @@ fn plan_run(args: &RunArgs, matches: &clap::ArgMatches) -> Result<RunPlan, Failu
                     a.cfg.label
                 )));
             }
-            if same_dir(&a.cfg.out_dir, &b.cfg.out_dir)
-                && a.cfg.template.to_string() == b.cfg.template.to_string()
-                && !a.cfg.template.to_string().contains("{stream")
-            {
-                return Err(usage(anyhow::anyhow!(
-                    "{}: streams '{}' and '{}' would write the same names into {}: give each its own out, or put {{stream}} in name",
-                    path.display(),
-                    b.cfg.label,
-                    a.cfg.label,
-                    a.cfg.out_dir.display()
-                )));
+            // No two streams share a directory, however it is spelled (`o`, `./o/.`, a
+            // symlink to it): their numbering, rings and temporary files would collide.
+            let dirs = |c: &RunConfig| {
+                std::iter::once(("out", c.out_dir.clone()))
+                    .chain(c.raw_dir.clone().map(|d| ("raw_dir", d)))
+                    .collect::<Vec<_>>()
+            };
+            for (ka, da) in dirs(&a.cfg) {
+                for (kb, db) in dirs(&b.cfg) {
+                    if same_dir(&da, &db) {
+                        return Err(usage(anyhow::anyhow!(
+                            "{}: streams '{}' ({kb} = {}) and '{}' ({ka} = {}) would write into the same directory: give each stream its own",
+                            path.display(),
+                            b.cfg.label,
+                            db.display(),
+                            a.cfg.label,
+                            da.display(),
+                        )));
+                    }
+                }
             }
         }
     }

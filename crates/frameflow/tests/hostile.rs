@@ -98,3 +98,73 @@ fn secrets_in_input_urls_are_never_shown() {
         }
     }
 }
+
+fn small_clip(dir: &std::path::Path) -> std::path::PathBuf {
+    let p = dir.join("c.mp4");
+    common::testsrc_clip(&p, 160, 120, 1.0, &["-c:v", "libx264"]);
+    p
+}
+
+/// Two `--config` streams writing into one directory under different spellings (`o` and
+/// `./o/.`, or one's `raw_dir` another's `out` through `..`) are refused at start with a
+/// usage error naming both (they collided on names and temporary files and both failed).
+#[test]
+fn config_streams_never_share_a_directory_however_spelled() {
+    let tmp = common::tempdir();
+    let clip = small_clip(tmp.path());
+    for (a, b) in [
+        ("out = \"o\"", "out = \"./o/.\""),
+        ("out = \"o\"", "out = \"p\"\nraw_dir = \"x/../o\""),
+        ("out = \"o\"\nraw_dir = \"r\"", "out = \"r/\""),
+    ] {
+        let cfg = tmp.path().join("c.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[[stream]]\nlabel = \"yard\"\ninput = \"{c}\"\n{a}\nname = \"{{stream}}{{index}}.jpg\"\n\n\
+                 [[stream]]\nlabel = \"gate\"\ninput = \"{c}\"\n{b}\nname = \"{{stream}}{{index}}.jpg\"\n",
+                c = s(&clip)
+            ),
+        )
+        .expect("config");
+        let mut cmd = Command::new(common::bin());
+        cmd.current_dir(tmp.path())
+            .args(["run", "--config", "c.toml"]);
+        let r = common::run_with_timeout(&mut cmd, T);
+        r.assert_code(2);
+        assert!(
+            r.stderr.contains("'yard'") && r.stderr.contains("'gate'"),
+            "{a} / {b}: {}",
+            r.describe()
+        );
+        assert!(!tmp.path().join("o").exists(), "nothing written");
+    }
+}
+
+/// Any name the filesystem takes (up to 255 bytes) can be written: the temporary name no
+/// longer adds ~20 bytes to it. `-o newdir/.` is created however it is spelled.
+#[test]
+fn names_of_255_bytes_and_odd_directory_spellings_work() {
+    let tmp = common::tempdir();
+    let clip = small_clip(tmp.path());
+    let name = format!("{}{{index:06}}.jpg", "a".repeat(245));
+    let out = tmp.path().join("newdir/./deeper/.");
+    let r = common::frameflow(
+        [
+            "run",
+            "-i",
+            &s(&clip),
+            "--max-frames",
+            "3",
+            "--name",
+            &name,
+            "-o",
+            &s(&out),
+        ],
+        T,
+    );
+    r.assert_success();
+    let written = common::list_dir(&tmp.path().join("newdir/deeper"));
+    assert_eq!(written.len(), 3, "{written:?}");
+    assert!(written.iter().all(|n| n.len() == 255), "{written:?}");
+}

@@ -47,6 +47,10 @@ pub enum Replace {
 pub struct AtomicDir {
     root: PathBuf,
     pid: u32,
+    /// Unique among this process's `AtomicDir`s: two streams writing into one directory
+    /// (or a raw directory that is another stream's output) never pick the same
+    /// temporary name.
+    id: u64,
     counter: AtomicU64,
     fsync: bool,
 }
@@ -72,9 +76,11 @@ impl AtomicDir {
             path: root.to_path_buf(),
             source,
         })?;
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         let dir = AtomicDir {
             root: root.to_path_buf(),
             pid: std::process::id(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             counter: AtomicU64::new(0),
             fsync,
         };
@@ -107,14 +113,12 @@ impl AtomicDir {
     ) -> Result<TempFile, WriteError> {
         let final_path = self.root.join(rel);
         let parent = final_path.parent().unwrap_or(&self.root).to_path_buf();
-        let file_name = final_path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        // Short and of bounded length (not the final name plus a suffix): any name the
+        // filesystem accepts, up to its 255 bytes, can be written.
         let temp = parent.join(format!(
-            "{TEMP_PREFIX}{}-{n}-{file_name}{TEMP_SUFFIX}",
-            self.pid
+            "{TEMP_PREFIX}{}-{}-{n}{TEMP_SUFFIX}",
+            self.pid, self.id
         ));
         let result = (|| {
             let mut f = match OpenOptions::new().write(true).create_new(true).open(&temp) {
