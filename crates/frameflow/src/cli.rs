@@ -90,6 +90,14 @@ pub struct RunArgs {
     /// /api/status and /metrics (Prometheus) on ADDR: a port (binds 127.0.0.1) or HOST:PORT.
     #[arg(long, value_name = "ADDR")]
     pub serve: Option<String>,
+    /// Require HTTP basic auth on every --serve endpoint: USER:PASS, or @FILE whose first
+    /// line holds it (keeps the password out of `ps`).
+    #[arg(long, value_name = "USER:PASS|@FILE")]
+    pub serve_auth: Option<String>,
+    /// Connections --serve holds at once; more are answered 503. Requests whose headers
+    /// take longer than 10 s are closed.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub serve_max_clients: Option<u64>,
     /// Filter chain, e.g. emboss or emboss,grayscale (see `frameflow filters`). Empty: no filter.
     #[arg(short = 'f', long = "filter", value_name = "CHAIN", default_value = "")]
     pub chain: String,
@@ -303,7 +311,13 @@ pub struct StreamArgs {
 }
 
 /// `run` options that belong to the whole process, not to one `[[stream]]`.
-pub const PROCESS_OPTIONS: [&str; 3] = ["config", "serve", "stats_json"];
+pub const PROCESS_OPTIONS: [&str; 5] = [
+    "config",
+    "serve",
+    "serve_auth",
+    "serve_max_clients",
+    "stats_json",
+];
 
 #[cfg(test)]
 mod tests {

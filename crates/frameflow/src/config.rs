@@ -2,6 +2,8 @@
 //!
 //! ```toml
 //! serve = "8080"             # optional: as --serve
+//! serve_auth = "@auth.txt"    # optional: as --serve-auth (USER:PASS or @FILE)
+//! serve_max_clients = 64      # optional: as --serve-max-clients
 //! stats_json = "stats.json"  # optional: as --stats-json, all streams in one document
 //!
 //! [defaults]                 # optional: `run` options every stream starts from
@@ -63,6 +65,8 @@ pub struct StreamEntry {
 pub struct ConfigFile {
     pub path: PathBuf,
     pub serve: Option<Setting>,
+    pub serve_auth: Option<Setting>,
+    pub serve_max_clients: Option<Setting>,
     pub stats_json: Option<Setting>,
     pub defaults: Vec<Setting>,
     pub streams: Vec<StreamEntry>,
@@ -99,6 +103,8 @@ type RawTable = Vec<(Spanned<String>, Spanned<toml::Value>)>;
 #[serde(deny_unknown_fields)]
 struct RawFile {
     serve: Option<Spanned<toml::Value>>,
+    serve_auth: Option<Spanned<toml::Value>>,
+    serve_max_clients: Option<Spanned<toml::Value>>,
     stats_json: Option<Spanned<toml::Value>>,
     #[serde(default, with = "table")]
     defaults: RawTable,
@@ -217,6 +223,8 @@ impl ConfigFile {
         Ok(ConfigFile {
             path: path.to_path_buf(),
             serve: top("serve", &raw.serve)?,
+            serve_auth: top("serve_auth", &raw.serve_auth)?,
+            serve_max_clients: top("serve_max_clients", &raw.serve_max_clients)?,
             stats_json: top("stats_json", &raw.stats_json)?,
             defaults: settings(&raw.defaults)?,
             streams,

@@ -610,7 +610,20 @@ struct Planned {
 struct RunPlan {
     streams: Vec<Planned>,
     serve: Option<String>,
+    serve_opts: frameflow::serve::ServeOptions,
     stats_json: Option<std::path::PathBuf>,
+}
+
+/// `--serve-auth` and `--serve-max-clients` as server options.
+fn serve_options(
+    auth: Option<&str>,
+    max_clients: Option<u64>,
+) -> Result<frameflow::serve::ServeOptions, frameflow::serve::ServeError> {
+    Ok(frameflow::serve::ServeOptions {
+        auth: auth.map(frameflow::serve::BasicAuth::parse).transpose()?,
+        max_clients: max_clients.map_or(frameflow::serve::DEFAULT_MAX_CLIENTS, |n| n as usize),
+        ..Default::default()
+    })
 }
 
 fn plan_run(args: &RunArgs, matches: &clap::ArgMatches) -> Result<RunPlan, Failure> {
@@ -621,6 +634,8 @@ fn plan_run(args: &RunArgs, matches: &clap::ArgMatches) -> Result<RunPlan, Failu
                 filter: args.chain.clone(),
             }],
             serve: args.serve.clone(),
+            serve_opts: serve_options(args.serve_auth.as_deref(), args.serve_max_clients)
+                .map_err(usage)?,
             stats_json: args.stats_json.clone(),
         });
     };
@@ -726,9 +741,34 @@ fn plan_run(args: &RunArgs, matches: &clap::ArgMatches) -> Result<RunPlan, Failu
         (None, Some(s)) => Some(std::path::PathBuf::from(text(s)?)),
         (None, None) => None,
     };
+    let auth = match (&args.serve_auth, &file.serve_auth) {
+        (Some(a), _) => Some(a.clone()),
+        (None, Some(s)) => Some(text(s)?),
+        (None, None) => None,
+    };
+    let max_clients = match (args.serve_max_clients, &file.serve_max_clients) {
+        (Some(n), _) => Some(n),
+        (None, Some(s)) => Some(
+            text(s)?
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=65536).contains(n))
+                .ok_or_else(|| {
+                    usage(file.key_error(s, "expected a number of connections, 1..65536"))
+                })?,
+        ),
+        (None, None) => None,
+    };
+    let serve_opts = serve_options(auth.as_deref(), max_clients).map_err(|e| {
+        usage(match &file.serve_auth {
+            Some(s) => anyhow::Error::from(file.key_error(s, e.to_string())),
+            None => e.into(),
+        })
+    })?;
     Ok(RunPlan {
         streams,
         serve,
+        serve_opts,
         stats_json,
     })
 }
@@ -865,8 +905,10 @@ fn cmd_run(args: &RunArgs, env: &Env<'_>, matches: &clap::ArgMatches) -> Result<
                     })
                 })
                 .collect(),
+            ..Default::default()
         };
-        let server = frameflow::serve::start(addr, std::sync::Arc::new(registry))?;
+        let server =
+            frameflow::serve::start(addr, std::sync::Arc::new(registry), plan.serve_opts.clone())?;
         if !cli.quiet {
             say!("frameflow: web preview on http://{}/", server.addr());
         }

@@ -1084,7 +1084,7 @@ const LIVE_WORKER_NICE: libc::c_int = 4;
 const YIELD_AFTER_LAG_MS: f64 = 250.0;
 
 /// Lowers this thread's priority by `by` nice levels (Linux: nice is per thread).
-fn lower_this_thread(by: libc::c_int) {
+pub(crate) fn lower_this_thread(by: libc::c_int) {
     // SAFETY: gettid has no preconditions; getpriority/setpriority only read and set
     // the nice value of this thread.
     unsafe {

@@ -2,9 +2,14 @@
 //! stream and snapshots of every stream, its status as JSON, and Prometheus metrics.
 //!
 //! It runs on its own threads (a one-thread tokio runtime, plus tokio's blocking pool for
-//! resizing previews) and only ever reads what the pipeline publishes: the counters in
-//! [`Stats`] and the newest JPEG in each [`Preview`] slot. Nothing here can make a
-//! worker wait; a viewer that reads slowly, or not at all, just gets fewer frames.
+//! resizing previews, at a lower priority than the pipeline) and only ever reads what the
+//! pipeline publishes: the counters in [`Stats`] and the newest JPEG in each [`Preview`]
+//! slot. Nothing here can make a worker wait; a viewer that reads slowly, or not at all,
+//! just gets fewer frames. Viewers share each frame (reference-counted bytes, never a
+//! copy per viewer) and each width is scaled once per frame, whatever the number of
+//! viewers. A request's headers must arrive within [`HEADER_TIMEOUT`], at most
+//! `max_clients` connections are held (more get 503), and with [`BasicAuth`] every
+//! endpoint asks for HTTP basic auth.
 //!
 //! | path | content |
 //! |---|---|
@@ -25,7 +30,8 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
+use futures_util::StreamExt as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +50,20 @@ pub struct StreamView {
 #[derive(Debug, Default)]
 pub struct Registry {
     pub streams: Vec<StreamView>,
+    /// Scaled previews, shared by every viewer asking for the same width.
+    pub scaled: ScaleCache,
 }
+
+/// The newest scaled JPEG per (stream, feed, width): a width is scaled once per frame
+/// however many viewers ask for it. Bounded: past [`SCALE_CACHE_MAX`] entries it starts
+/// over.
+#[derive(Debug, Default)]
+pub struct ScaleCache {
+    entries: tokio::sync::Mutex<std::collections::HashMap<(String, bool, u32), (u64, Bytes)>>,
+}
+
+/// Distinct (stream, feed, width) entries kept before the cache starts over.
+const SCALE_CACHE_MAX: usize = 64;
 
 impl Registry {
     fn find(&self, label: Option<&str>) -> Option<&StreamView> {
@@ -100,6 +119,125 @@ pub enum ServeError {
     },
     #[error("--serve: cannot start the web server thread: {0}")]
     Thread(std::io::Error),
+    #[error("serve auth: expected USER:PASS (or @FILE holding it), got {0}")]
+    BadAuth(String),
+    #[error("serve auth: cannot read {}: {source}", path.display())]
+    AuthFile {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// How the server guards itself.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// HTTP basic auth on every endpoint.
+    pub auth: Option<BasicAuth>,
+    /// Connections held at once; more are answered 503 and closed.
+    pub max_clients: usize,
+    /// A request's headers must arrive within this, or the connection is closed.
+    pub header_timeout: Duration,
+}
+
+/// Connections held at once unless told otherwise.
+pub const DEFAULT_MAX_CLIENTS: usize = 256;
+
+/// How long a client may take to send a request's headers (as nginx's
+/// `client_header_timeout`); an idle or half-open connection is closed then.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            auth: None,
+            max_clients: DEFAULT_MAX_CLIENTS,
+            header_timeout: HEADER_TIMEOUT,
+        }
+    }
+}
+
+/// HTTP basic auth credentials. Only the encoded form is kept; comparison takes the same
+/// time whatever the bytes.
+#[derive(Clone)]
+pub struct BasicAuth {
+    /// base64(`USER:PASS`), as it follows `Basic ` in an Authorization header.
+    token: Vec<u8>,
+}
+
+impl std::fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BasicAuth(***)")
+    }
+}
+
+impl BasicAuth {
+    /// `USER:PASS`, or `@FILE` whose first line is `USER:PASS`.
+    pub fn parse(text: &str) -> Result<BasicAuth, ServeError> {
+        let value = match text.strip_prefix('@') {
+            Some(path) => {
+                let path = std::path::PathBuf::from(path);
+                let t = std::fs::read_to_string(&path)
+                    .map_err(|source| ServeError::AuthFile { path, source })?;
+                t.lines().next().unwrap_or("").trim_end().to_string()
+            }
+            None => text.to_string(),
+        };
+        match value.split_once(':') {
+            Some((user, pass)) if !user.is_empty() && !pass.is_empty() => Ok(BasicAuth {
+                token: base64(value.as_bytes()).into_bytes(),
+            }),
+            // Never echo what may be a password.
+            _ => Err(ServeError::BadAuth(if text.starts_with('@') {
+                format!("the contents of {text}")
+            } else {
+                "something else".into()
+            })),
+        }
+    }
+
+    /// Whether an `Authorization` header carries these credentials.
+    fn accepts(&self, header: Option<&HeaderValue>) -> bool {
+        let Some(v) = header.map(HeaderValue::as_bytes) else {
+            return false;
+        };
+        let Some(split) = v.iter().position(|&b| b == b' ') else {
+            return false;
+        };
+        let (scheme, rest) = v.split_at(split);
+        let given = rest.trim_ascii();
+        scheme.eq_ignore_ascii_case(b"basic") && constant_time_eq(given, &self.token)
+    }
+}
+
+/// Equal contents, in time that depends only on the lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for (i, &x) in b.iter().enumerate() {
+        diff |= x ^ a.get(i).copied().unwrap_or(0);
+    }
+    diff == 0
+}
+
+/// Standard base64 with padding.
+fn base64(data: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ABC[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// Parses `--serve`: a bare port binds 127.0.0.1; `HOST:PORT` binds where it says.
@@ -142,16 +280,33 @@ impl Server {
 
 /// Binds `addr` now (so a busy port is an error before any frame is read) and serves
 /// `registry` from a thread of its own.
-pub fn start(addr: SocketAddr, registry: Arc<Registry>) -> Result<Server, ServeError> {
+pub fn start(
+    addr: SocketAddr,
+    registry: Arc<Registry>,
+    opts: ServeOptions,
+) -> Result<Server, ServeError> {
     let bind_err = |source| ServeError::Bind { addr, source };
     let listener = TcpListener::bind(addr).map_err(bind_err)?;
     listener.set_nonblocking(true).map_err(bind_err)?;
     let local = listener.local_addr().map_err(bind_err)?;
+    if !local.ip().is_loopback() && opts.auth.is_none() {
+        tracing::warn!(
+            "--serve {local}: reachable from other machines and no auth asked for: anyone who can reach it sees the camera images (--serve-auth USER:PASS)"
+        );
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
         .thread_name("ff-serve")
         .max_blocking_threads(2)
+        // The scalers run below the pipeline: viewers get fewer frames, the pipeline never
+        // slows for them.
+        .on_thread_start(|| {
+            if std::thread::current().name() == Some("ff-serve-scale") {
+                crate::pipeline::lower_this_thread(10);
+            }
+        })
+        .thread_name_fn(|| "ff-serve-scale".into())
         .build()
         .map_err(ServeError::Thread)?;
     std::thread::Builder::new()
@@ -165,25 +320,114 @@ pub fn start(addr: SocketAddr, registry: Arc<Registry>) -> Result<Server, ServeE
                         return;
                     }
                 };
-                if let Err(e) = axum::serve(listener, router(registry)).await {
-                    tracing::error!("--serve {local}: {e}");
-                }
+                accept_loop(listener, router(registry, opts.auth.clone()), &opts).await;
             });
         })
         .map_err(ServeError::Thread)?;
     Ok(Server { addr: local })
 }
 
+/// Counts a held connection while it lives.
+struct Held(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Accepts connections for ever: each served by hyper with a header-read timeout, at
+/// most `max_clients` at once (past that: 503 and close).
+async fn accept_loop(listener: tokio::net::TcpListener, app: Router, opts: &ServeOptions) {
+    use std::sync::atomic::Ordering;
+    let held = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut warned_full = false;
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // Out of descriptors, or the like: back off instead of spinning.
+                tracing::warn!("--serve: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if held.load(Ordering::Relaxed) >= opts.max_clients {
+            if !warned_full {
+                tracing::warn!(
+                    "--serve: {} connections held (the limit): answering 503 to more",
+                    opts.max_clients
+                );
+                warned_full = true;
+            }
+            tokio::spawn(refuse(stream));
+            continue;
+        }
+        warned_full = false;
+        held.fetch_add(1, Ordering::Relaxed);
+        let guard = Held(held.clone());
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let timeout = opts.header_timeout;
+        tokio::spawn(async move {
+            let _guard = guard;
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Answers 503 to a connection over the limit, without reading its request.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt as _;
+    let body = "too many connections\n";
+    let reply = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(reply.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
 type AppState = Arc<Registry>;
 
-fn router(registry: AppState) -> Router {
-    Router::new()
+fn router(registry: AppState, auth: Option<BasicAuth>) -> Router {
+    let app = Router::new()
         .route("/", get(page))
         .route("/stream.mjpeg", get(mjpeg))
         .route("/latest.jpg", get(latest))
         .route("/api/status", get(status))
         .route("/metrics", get(prometheus))
-        .with_state(registry)
+        .with_state(registry);
+    match auth {
+        Some(auth) => app.layer(axum::middleware::from_fn_with_state(
+            Arc::new(auth),
+            require_auth,
+        )),
+        None => app,
+    }
+}
+
+/// Every endpoint, with `--serve-auth`: the credentials, or 401 asking for them.
+async fn require_auth(
+    State(auth): State<Arc<BasicAuth>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if auth.accepts(req.headers().get(header::AUTHORIZATION)) {
+        return next.run(req).await;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Basic realm=\"frameflow\"")],
+        "authentication required\n",
+    )
+        .into_response()
 }
 
 const PAGE: &str = include_str!("page.html");
@@ -309,7 +553,7 @@ async fn latest(State(reg): State<AppState>, Query(q): Query<PreviewQuery>) -> R
         )
             .into_response();
     };
-    let jpeg = match sized(&frame, width).await {
+    let jpeg = match sized(&reg, &view.label, feed, &frame, width).await {
         Ok(j) => j,
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")).into_response(),
     };
@@ -327,17 +571,36 @@ async fn latest(State(reg): State<AppState>, Query(q): Query<PreviewQuery>) -> R
     resp
 }
 
-/// The frame's JPEG, scaled down to `width` if it is wider (off the async thread).
-async fn sized(frame: &Arc<PreviewFrame>, width: Option<u32>) -> Result<Bytes, String> {
-    match width {
-        Some(w) if w < frame.width => {
-            let f = frame.clone();
-            tokio::task::spawn_blocking(move || scale::to_width(&f.jpeg, w))
-                .await
-                .map_err(|e| format!("preview scaler: {e}"))?
-        }
-        _ => Ok(frame.jpeg.clone()),
+/// The frame's JPEG, scaled down to `width` if it is wider (off the async thread, once
+/// per frame and width: every viewer of that width shares the result).
+async fn sized(
+    reg: &Registry,
+    label: &str,
+    feed: Feed,
+    frame: &Arc<PreviewFrame>,
+    width: Option<u32>,
+) -> Result<Bytes, String> {
+    let w = match width {
+        Some(w) if w < frame.width => w,
+        _ => return Ok(frame.jpeg.clone()),
+    };
+    let key = (label.to_string(), feed == Feed::Raw, w);
+    // Held while scaling: a second viewer of this width waits and takes the result.
+    let mut cache = reg.scaled.entries.lock().await;
+    if let Some((seq, jpeg)) = cache.get(&key)
+        && *seq == frame.seq
+    {
+        return Ok(jpeg.clone());
     }
+    let f = frame.clone();
+    let jpeg = tokio::task::spawn_blocking(move || scale::to_width(&f.jpeg, w))
+        .await
+        .map_err(|e| format!("preview scaler: {e}"))??;
+    if cache.len() >= SCALE_CACHE_MAX {
+        cache.clear();
+    }
+    cache.insert(key, (frame.seq, jpeg.clone()));
+    Ok(jpeg)
 }
 
 const BOUNDARY: &str = "frameflow-frame";
@@ -354,6 +617,8 @@ async fn mjpeg(State(reg): State<AppState>, Query(q): Query<PreviewQuery>) -> Re
     rx.mark_changed(); // the newest frame goes out at once
     let viewer = Viewer {
         guard: preview.viewer(feed),
+        registry: reg.clone(),
+        label: view.label.clone(),
         preview,
         rx,
         feed,
@@ -362,9 +627,18 @@ async fn mjpeg(State(reg): State<AppState>, Query(q): Query<PreviewQuery>) -> Re
         last_seq: None,
         last_sent: None,
     };
+    // Each part goes out as three chunks: its head, the frame's own (shared) bytes and the
+    // closing CRLF, so a viewer never holds a copy of a frame.
     let body = futures_util::stream::unfold(viewer, |mut v| async move {
         let part = v.next_part().await?;
-        Some((Ok::<Bytes, std::convert::Infallible>(part), v))
+        Some((part, v))
+    })
+    .flat_map(|chunks| {
+        futures_util::stream::iter(
+            chunks
+                .into_iter()
+                .map(Ok::<Bytes, std::convert::Infallible>),
+        )
     });
     (
         [
@@ -383,6 +657,8 @@ async fn mjpeg(State(reg): State<AppState>, Query(q): Query<PreviewQuery>) -> Re
 struct Viewer {
     #[allow(dead_code)] // counts the viewer while it lives
     guard: crate::sink::preview::ViewerGuard,
+    registry: AppState,
+    label: String,
     preview: Arc<Preview>,
     rx: tokio::sync::watch::Receiver<crate::sink::preview::Slot>,
     feed: Feed,
@@ -394,9 +670,10 @@ struct Viewer {
 
 impl Viewer {
     /// Waits for the next frame this viewer should get and returns it as one multipart
-    /// part; `None` ends the response (the stream is gone). Only called when the client
-    /// has taken the previous part, so a stuck client stops renewing its demand.
-    async fn next_part(&mut self) -> Option<Bytes> {
+    /// part (head, frame, CRLF); `None` ends the response (the stream is gone). Only
+    /// called when the client has taken the previous part, so a stuck client stops
+    /// renewing its demand.
+    async fn next_part(&mut self) -> Option<[Bytes; 3]> {
         if let (Some(i), Some(t)) = (self.interval, self.last_sent) {
             tokio::time::sleep_until(t + i).await;
         }
@@ -413,7 +690,8 @@ impl Viewer {
             if self.last_seq == Some(frame.seq) {
                 continue;
             }
-            let jpeg = match sized(&frame, self.width).await {
+            let jpeg = match sized(&self.registry, &self.label, self.feed, &frame, self.width).await
+            {
                 Ok(j) => j,
                 Err(e) => {
                     tracing::debug!("preview: {e}");
@@ -427,11 +705,7 @@ impl Viewer {
                 jpeg.len(),
                 frame.seq
             );
-            let mut part = BytesMut::with_capacity(head.len() + jpeg.len() + 2);
-            part.put_slice(head.as_bytes());
-            part.put_slice(&jpeg);
-            part.put_slice(b"\r\n");
-            return Some(part.freeze());
+            return Some([Bytes::from(head), jpeg, Bytes::from_static(b"\r\n")]);
         }
     }
 }
