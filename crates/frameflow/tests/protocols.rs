@@ -386,6 +386,10 @@ impl Bg {
         }
     }
 
+    fn stderr_text(&self) -> String {
+        fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
     fn stats(&self) -> Option<Value> {
         serde_json::from_str(&fs::read_to_string(&self.stats).ok()?).ok()
     }
@@ -626,18 +630,18 @@ fn down_at_start(proto: Proto) {
         tmp.path(),
         Stdio::null(),
     );
-    // frameflow's first stats (written after 2 s) show it still trying. A UDP/RTP open
-    // waits `--timeout` for data: wait until that first attempt is over.
-    let timeout = proto.timeout_s();
+    // frameflow has reported a failed attempt (a line naming the input: refused, or for
+    // UDP/RTP no data within --timeout, so the sender that starts below is picked up by a
+    // retry, not by the first open) and its first stats (written after 2 s) show it
+    // still trying.
+    let named = format!("127.0.0.1:{port}");
     run.wait_until(
-        "the first stats while the server is absent",
+        "a failed attempt reported, and the first stats",
         Duration::from_secs(20),
         None,
         |r| {
-            r.stats().is_some_and(|v| {
-                stats_str(&v, "state") != "ended"
-                    && (!proto.connectionless() || v["elapsed_s"].as_f64().unwrap_or(0.0) > timeout)
-            })
+            r.stderr_text().contains(&named)
+                && r.stats().is_some_and(|v| stats_str(&v, "state") != "ended")
         },
     );
     let v = run.stats().expect("stats");
@@ -685,6 +689,7 @@ fn down_at_start_no_reconnect(proto: Proto) {
         "no output\n{}",
         cap.describe()
     );
+    eprintln!("{proto:?} absent, --no-reconnect: {}", lines[0]);
 }
 
 /// The server is killed while frames flow. With reconnect on, frameflow reconnects to
@@ -731,6 +736,10 @@ fn gone_mid_run(proto: Proto, reconnect: bool) {
         if code == Some(1) {
             assert_stderr_names(&cap, &format!("127.0.0.1:{port}"));
         }
+        eprintln!(
+            "{proto:?} without reconnect, server killed: exit {code:?}, last line: {}",
+            cap.stderr.lines().last().unwrap_or("")
+        );
         check_run(&cap, code.unwrap_or(-1), &run.out, &run.stats, sent);
         return;
     }
