@@ -551,6 +551,8 @@ enum End {
     MaxFrames(u64),
     /// SIGINT once N files exist: exit 0 (a live input's normal end).
     Sigint(usize),
+    /// `--duration S` of stream time: about S × 25 files.
+    Duration(u64),
     /// The stream's own end (stdin: all of it, from its first frame).
     Eof,
 }
@@ -566,6 +568,7 @@ fn streams(proto: Proto, end: End) {
     let sent = secs * FPS;
     let extra: Vec<String> = match end {
         End::MaxFrames(n) => vec!["--max-frames".into(), n.to_string()],
+        End::Duration(s) => vec!["--duration".into(), s.to_string()],
         _ => Vec::new(),
     };
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
@@ -604,6 +607,12 @@ fn streams(proto: Proto, end: End) {
     match end {
         End::MaxFrames(want) => assert_eq!(n, want, "{}", ctx()),
         End::Sigint(want) => assert!(n >= want as u64, "{}", ctx()),
+        End::Duration(s) => {
+            // Stream time from the first frame: S × 25 frames, give or take the frame on
+            // either edge, each written or dropped by the overload policy.
+            let got = n + stats_num(&v, "frames_dropped");
+            assert!(got + 1 >= s * FPS && got <= s * FPS + 1, "{got}\n{}", ctx());
+        }
         End::Eof => {
             // From the first byte of the stream: every frame sent is decoded, and each is
             // written or dropped by the (live) overload policy, counted.
@@ -654,7 +663,7 @@ fn down_at_start(proto: Proto) {
 
     let server = Server::start(proto, port, tmp.path(), Content::Video, 8);
     // Backoff after ~2 s of failures: the next attempt comes within a few seconds.
-    let cap = run.finish(Duration::from_secs(30));
+    let cap = run.finish(Duration::from_secs(20));
     let ctx = || format!("{}\n=== server ===\n{}", cap.describe(), server.log_text());
     let (n, v) = check_run(&cap, 0, &run.out, &run.stats, 8 * FPS);
     assert_eq!(n, 20, "{}", ctx());
@@ -754,7 +763,7 @@ fn gone_mid_run(proto: Proto, reconnect: bool) {
     sent += 8 * FPS;
     run.wait_until(
         "10 frames from the second server",
-        Duration::from_secs(30),
+        Duration::from_secs(20),
         Some(&server_b),
         |r| r.files() >= before + 10,
     );
@@ -819,7 +828,7 @@ protocol_tests! {
     rtmp_nginx: Proto::RtmpNginx, End::Sigint(20);
     srt: Proto::Srt, End::MaxFrames(30);
     hls: Proto::Hls, End::Sigint(20);
-    udp: Proto::Udp, End::MaxFrames(30);
+    udp: Proto::Udp, End::Duration(2);
     rtp: Proto::Rtp, End::MaxFrames(30);
     tcp: Proto::Tcp, End::MaxFrames(30);
 }
