@@ -21,7 +21,9 @@
 //! tries again; the sender starts only after that first attempt has timed out, so the
 //! retry path is what picks the stream up. "Server gone" means the sender stops: frameflow
 //! sees a stall after `--timeout`. stdin has neither: it is read once, to its end (the
-//! writer dying is its end).
+//! writer dying is its end). (ffmpeg's udp protocol binds the wildcard address for
+//! `udp://127.0.0.1:P` unless told `localaddr=`; the tests use the URL as users write it,
+//! and all their traffic goes to 127.0.0.1.)
 //!
 //! Runs end by `--max-frames`, by the end of the stream, or by SIGINT (a signal is a live
 //! input's normal end: exit 0). Every wait is on a readiness condition (a port listening
@@ -429,6 +431,10 @@ impl Bg {
             }
             let exited = self.exited();
             let late = Instant::now() >= deadline;
+            // It may have got there just before it exited.
+            if exited && cond(self) {
+                return;
+            }
             if exited || late {
                 let why = if exited {
                     "frameflow exited"
