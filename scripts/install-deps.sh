@@ -18,6 +18,11 @@ log() { printf 'install-deps: %s\n' "$*" >&2; }
 # RTSP test server (tests-support/rtsp_server.py, run with /usr/bin/python3) needs
 # python3-gi and gir1.2-gst-rtsp-server-1.0 (which pulls in plugins-bad: openh264enc).
 # The web preview's browser test drives Debian's chromium through chromium-driver.
+# tests/protocols.rs runs Debian's nginx with libnginx-mod-rtmp as an RTMP server: its
+# own foreground process, config and logs in a temp dir, 127.0.0.1 only. On a machine
+# with systemd, apt also starts the stock nginx on port 80; the tests neither use nor
+# need it (`systemctl disable --now nginx`). SRT, HLS, UDP/RTP and TCP come from the
+# ffmpeg CLI (and python3's http.server for HLS), already listed.
 APT_PACKAGES=(
   build-essential
   clang libclang-dev pkg-config
@@ -28,6 +33,7 @@ APT_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   python3-gi gir1.2-gst-rtsp-server-1.0
   chromium chromium-driver
+  nginx libnginx-mod-rtmp
   cmake nasm make
   python3 python3-pip
   ca-certificates curl
