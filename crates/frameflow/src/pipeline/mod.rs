@@ -928,11 +928,15 @@ fn supervise(
             };
         }
         state.decoded_here = 0;
+        // Close the old connection before opening the new one: an input frameflow listens
+        // on (`udp://`, `rtp://`, `tcp://…?listen=1`, SRT listener) still holds its port
+        // until then, and the reopen would fail with "Address already in use" for ever.
+        if let Some(old) = source.take() {
+            damage.add(old.damage());
+            drop(old);
+        }
         match Source::open(&cfg.input, &cfg.open, stop.clone()) {
             Ok(s) => {
-                if let Some(old) = source.as_ref() {
-                    damage.add(old.damage());
-                }
                 let s = source.insert(s);
                 Stats::add(&shared.stats.reconnects, 1);
                 shared.stats.set_state(StreamState::Running);

@@ -557,7 +557,11 @@ impl Source {
                     }
                     let rw_timeout =
                         matches!(e, ff::Error::Other { errno } if errno == libc::ETIMEDOUT);
-                    if timed_out || rw_timeout {
+                    // Only our interrupt callback makes a read give up with AVERROR_EXIT,
+                    // and with no stop asked that is its deadline (seen on udp:// and srt://,
+                    // whose reads run on threads of their own).
+                    let deadline = matches!(e, ff::Error::Exit);
+                    if timed_out || rw_timeout || deadline {
                         return Err(SourceError::Stalled {
                             input: self.spec.raw.clone(),
                             secs: self.opts.timeout.as_secs_f64(),
