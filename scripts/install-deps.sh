@@ -22,7 +22,9 @@ log() { printf 'install-deps: %s\n' "$*" >&2; }
 # own foreground process, config and logs in a temp dir, 127.0.0.1 only. On a machine
 # with systemd, apt also starts the stock nginx on port 80; the tests neither use nor
 # need it (`systemctl disable --now nginx`). SRT, HLS, UDP/RTP and TCP come from the
-# ffmpeg CLI (and python3's http.server for HLS), already listed.
+# ffmpeg CLI (and python3's http.server for HLS), already listed. tests/hostile.rs has
+# Debian's Prometheus server scrape /metrics through --serve-auth (its own foreground
+# process and config in a temp dir, 127.0.0.1 only).
 APT_PACKAGES=(
   build-essential
   clang libclang-dev pkg-config
@@ -34,6 +36,7 @@ APT_PACKAGES=(
   python3-gi gir1.2-gst-rtsp-server-1.0
   chromium chromium-driver
   nginx libnginx-mod-rtmp
+  prometheus
   cmake nasm make
   python3 python3-pip
   ca-certificates curl

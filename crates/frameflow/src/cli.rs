@@ -50,7 +50,7 @@ frameflow run --config cams.toml --serve 8080\n  \
 frameflow run -i lavfi:testsrc2=size=1280x720:rate=30 -f emboss --max-frames 100\n  \
 # a V4L2 camera\n  \
 frameflow run -i v4l2:/dev/video0 -f grayscale -o cam")]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the streams of an input: codec, size, frame rate, duration, colour tags.
     #[command(
         after_help = "Examples:\n  frameflow probe clip.mp4\n  frameflow probe --json rtsp://127.0.0.1:8554/cam"

@@ -60,6 +60,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    raise_fd_limit();
     let parsed = Cli::command()
         .try_get_matches_from(std::env::args_os().map(ffmpeg_spelling_hint))
         .and_then(|m| Cli::from_arg_matches(&m).map(|c| (c, m)));
@@ -138,6 +139,20 @@ impl Env<'_> {
     fn clean_on_abort(&self, dirs: impl IntoIterator<Item = std::path::PathBuf>) {
         if let Ok(mut d) = self.temp_dirs.lock() {
             d.extend(dirs);
+        }
+    }
+}
+
+/// Raises the soft limit on open files to the hard one: `--serve` viewers (capped by
+/// `--serve-max-clients`), inputs and output files then never compete for the usual
+/// 1024 descriptors.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
     }
 }

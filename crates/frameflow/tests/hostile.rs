@@ -168,3 +168,180 @@ fn names_of_255_bytes_and_odd_directory_spellings_work() {
     assert_eq!(written.len(), 3, "{written:?}");
     assert!(written.iter().all(|n| n.len() == 255), "{written:?}");
 }
+
+/// A request with optional basic-auth credentials; returns the status line and headers.
+fn http_get_auth(port: u16, path: &str, auth: Option<&str>) -> String {
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let header = auth.map_or(String::new(), |a| format!("Authorization: Basic {a}\r\n"));
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: x\r\n{header}Connection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut buf = vec![0u8; 4096];
+    let n = conn.read(&mut buf).unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// A live HTTP camera (the ffmpeg CLI, real time) and frameflow serving it.
+fn served_camera(tmp: &std::path::Path, extra: &[&str]) -> (common::LiveServer, KillOnDrop, u16) {
+    let clip = common::make_h264(tmp, "cam.ts", "mpegts", 60.0);
+    let server = common::LiveServer::start(&clip, "mpegts", "live.ts", tmp);
+    let port = common::free_port();
+    let run = KillOnDrop(
+        Command::new(common::bin())
+            .args(["-q", "run", "-i", &server.url, "--label", "cam"])
+            .args(["-o", &s(&tmp.join("o")), "--serve", &port.to_string()])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start frameflow"),
+    );
+    let deadline = Instant::now() + T;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "--serve never listened");
+        thread::sleep(Duration::from_millis(20));
+    }
+    (server, run, port)
+}
+
+/// `--serve-auth` guards every endpoint (401 with a Basic challenge without or with wrong
+/// credentials), and a real Prometheus server scrapes `/metrics` through it.
+#[test]
+fn serve_auth_guards_every_endpoint_and_prometheus_scrapes_through_it() {
+    let tmp = common::tempdir();
+    let auth_file = tmp.path().join("auth.txt");
+    std::fs::write(&auth_file, "viewer:s3cret-pw\n").expect("auth file");
+    let (_server, mut run, port) = served_camera(
+        tmp.path(),
+        &["--serve-auth", &format!("@{}", s(&auth_file))],
+    );
+    // base64("viewer:s3cret-pw"), base64("viewer:wrong")
+    let good = "dmlld2VyOnMzY3JldC1wdw==";
+    let bad = "dmlld2VyOndyb25n";
+    for path in [
+        "/",
+        "/api/status",
+        "/metrics",
+        "/latest.jpg",
+        "/stream.mjpeg",
+    ] {
+        for auth in [None, Some(bad)] {
+            let r = http_get_auth(port, path, auth);
+            assert!(r.starts_with("HTTP/1.1 401"), "{path} {auth:?}: {r}");
+            assert!(
+                r.to_ascii_lowercase()
+                    .contains("www-authenticate: basic realm=\"frameflow\""),
+                "{r}"
+            );
+        }
+    }
+    for path in ["/", "/api/status", "/metrics"] {
+        let r = http_get_auth(port, path, Some(good));
+        assert!(r.starts_with("HTTP/1.1 200"), "{path}: {r}");
+    }
+
+    // Prometheus itself, scraping every second: with the password (up) and without (down).
+    let prom_port = common::free_port();
+    let pw = tmp.path().join("pw.txt");
+    std::fs::write(&pw, "s3cret-pw").expect("password file");
+    let config = tmp.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  \
+             - job_name: frameflow\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n    \
+             basic_auth: {{username: viewer, password_file: '{pw}'}}\n  \
+             - job_name: nopassword\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n",
+            pw = s(&pw)
+        ),
+    )
+    .expect("prometheus config");
+    let _prom = KillOnDrop(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", s(&config)))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                s(&tmp.path().join("tsdb"))
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus (Debian package prometheus)"),
+    );
+    let query = |q: &str| -> Option<f64> {
+        let reply = http_get(prom_port, &format!("/api/v1/query?query={q}"));
+        let body = reply.split("\r\n\r\n").nth(1)?;
+        // chunked or not, the JSON is in there
+        let start = body.find('{')?;
+        let end = body.rfind('}')?;
+        let v: serde_json::Value = serde_json::from_str(&body[start..=end]).ok()?;
+        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    };
+    let deadline = Instant::now() + T;
+    loop {
+        let up = query("up%7Bjob%3D%22frameflow%22%7D");
+        let down = query("up%7Bjob%3D%22nopassword%22%7D");
+        let written = query("frameflow_frames_written_total%7Bstream%3D%22cam%22%7D");
+        if up == Some(1.0) && down == Some(0.0) && written.is_some_and(|w| w > 0.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "prometheus: up {up:?}, without password {down:?}, written {written:?}"
+        );
+        thread::sleep(Duration::from_millis(250));
+    }
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(run.0.id() as i32, libc::SIGINT) };
+    let _ = common::wait_deadline(&mut run.0, Duration::from_secs(10));
+}
+
+/// Idle connections (a request that never comes) are closed after the header timeout,
+/// at most `--serve-max-clients` are held (the next gets 503 at once), and frames keep
+/// being written all along.
+#[test]
+fn idle_connections_are_capped_and_timed_out() {
+    let tmp = common::tempdir();
+    let (_server, mut run, port) = served_camera(tmp.path(), &["--serve-max-clients", "20"]);
+    // One complete request first: the connection that found the server listening is
+    // over and no longer counted.
+    assert!(http_get(port, "/api/status").starts_with("HTTP/1.1 200"));
+    thread::sleep(Duration::from_millis(200));
+    let idle: Vec<std::net::TcpStream> = (0..20)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+        .collect();
+    thread::sleep(Duration::from_millis(300));
+    let r = http_get(port, "/api/status");
+    assert!(r.starts_with("HTTP/1.1 503"), "over the cap: {r}");
+    let written_before = common::list_dir(&tmp.path().join("o")).len();
+    // Each idle connection is closed by the server within the 10 s header timeout.
+    let start = Instant::now();
+    for mut c in idle {
+        c.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let mut b = [0u8; 64];
+        let n = c.read(&mut b).unwrap_or(0);
+        // closed (0), or an error reply such as 408 before closing
+        let _ = n;
+    }
+    let waited = start.elapsed();
+    assert!(
+        waited < Duration::from_secs(15),
+        "idle connections held {waited:?}"
+    );
+    let r = http_get(port, "/api/status");
+    assert!(r.starts_with("HTTP/1.1 200"), "after they left: {r}");
+    let written_after = common::list_dir(&tmp.path().join("o")).len();
+    assert!(written_after > written_before, "frames kept being written");
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(run.0.id() as i32, libc::SIGINT) };
+    let (status, _) = common::wait_deadline(&mut run.0, Duration::from_secs(10));
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+}

@@ -217,6 +217,7 @@ mod tests {
                 stats,
                 preview: Arc::default(),
             }],
+            ..Default::default()
         };
         let text = render(&reg);
         assert!(text.contains("frameflow_frames_decoded_total{stream=\"cam \\\"1\\\"\"} 7"));

@@ -59,8 +59,11 @@ pub struct Registry {
 /// over.
 #[derive(Debug, Default)]
 pub struct ScaleCache {
-    entries: tokio::sync::Mutex<std::collections::HashMap<(String, bool, u32), (u64, Bytes)>>,
+    entries: tokio::sync::Mutex<std::collections::HashMap<ScaleKey, (u64, Bytes)>>,
 }
+
+/// (stream label, raw feed, width).
+type ScaleKey = (String, bool, u32);
 
 /// Distinct (stream, feed, width) entries kept before the cache starts over.
 const SCALE_CACHE_MAX: usize = 64;
@@ -376,6 +379,8 @@ async fn accept_loop(listener: tokio::net::TcpListener, app: Router, opts: &Serv
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                 .await;
         });
+        // Let the connections' tasks run (and ended ones be counted out) between accepts.
+        tokio::task::yield_now().await;
     }
 }
 
