@@ -18,6 +18,7 @@ use frameflow::sink::naming::Template;
 use frameflow::source::{self, InputSpec, OpenOptions};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 /// An error at the edge, with the exit code it maps to.
 enum Failure {
@@ -259,6 +260,40 @@ impl std::io::Write for QuietStderr {
     }
 }
 
+/// What the process exits with when a stop finds it stuck in a blocking open or read:
+/// 0 when every input is live (a signal is their normal end), 130 otherwise. Set by
+/// `run` once it knows its inputs.
+static STUCK_EXIT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(EXIT_INTERRUPTED);
+
+/// After a stop: if some thread stays inside a blocking libavformat call that no
+/// interrupt reaches (a FIFO nobody writes, a silent stdin) for [`STUCK_IO_GRACE`], the
+/// process ends itself — temporary files removed, nothing partial left.
+fn watch_for_stuck_io(dirs: TempDirs) {
+    const STUCK_IO_GRACE: Duration = Duration::from_secs(1);
+    let _ = std::thread::Builder::new()
+        .name("ff-stuck-io".into())
+        .spawn(move || {
+            let mut stuck_since: Option<std::time::Instant> = None;
+            loop {
+                std::thread::sleep(Duration::from_millis(50));
+                if source::IN_BLOCKING_IO.load(Ordering::SeqCst) == 0 {
+                    stuck_since = None;
+                    continue;
+                }
+                let since = *stuck_since.get_or_insert_with(std::time::Instant::now);
+                if since.elapsed() >= STUCK_IO_GRACE {
+                    let dirs = dirs.lock().map(|d| d.clone()).unwrap_or_default();
+                    for dir in &dirs {
+                        atomic::remove_own_temps(dir);
+                    }
+                    let code = STUCK_EXIT.load(Ordering::SeqCst);
+                    say!("frameflow: stopped while waiting for input that does not come");
+                    std::process::exit(i32::from(code));
+                }
+            }
+        });
+}
+
 /// Installs SIGINT/SIGTERM handling, then unblocks both (the launcher blocked them): the
 /// first signal asks for a clean stop, the second removes our temporary files from the
 /// directories registered so far and exits at once.
@@ -288,6 +323,9 @@ fn install_signals(control: &Control) -> anyhow::Result<TempDirs> {
                     std::process::exit(128 + sig);
                 }
                 tracing::warn!("signal {sig}: finishing frames in flight (again to abort)");
+                if seen == 1 {
+                    watch_for_stuck_io(out_dirs.clone());
+                }
             }
         })
         .context("starting the signal thread")?;
@@ -928,6 +966,9 @@ fn cmd_run(args: &RunArgs, env: &Env<'_>, matches: &clap::ArgMatches) -> Result<
             say!("frameflow: web preview on http://{}/", server.addr());
         }
     }
+    if plan.streams.iter().all(|p| p.cfg.input.is_live()) {
+        STUCK_EXIT.store(0, Ordering::SeqCst);
+    }
     let control = &env.control;
     env.clean_on_abort(
         plan.streams
@@ -1086,11 +1127,20 @@ fn stream_result(
             );
         }
     }
-    if r.frames_failed > 0 {
+    // A live input's frames lost to a full disk are counted and warned about; the run
+    // itself went on as it should. Any other failed frame fails the run.
+    let disk_full = r.streams.iter().map(|s| s.failed.disk_full).sum::<u64>();
+    if r.frames_failed > disk_full {
         anyhow::bail!(
             "{prefix}input '{}': {} frame(s) failed (see above)",
             cfg.input.raw,
-            r.frames_failed
+            r.frames_failed - disk_full
+        );
+    }
+    if disk_full > 0 {
+        say!(
+            "frameflow: {prefix}input '{}': {disk_full} frame(s) not written: the disk was full",
+            cfg.input.raw
         );
     }
     // A signal is a live input's normal end; a file stopped early is a partial result.

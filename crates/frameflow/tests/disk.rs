@@ -246,3 +246,70 @@ fn full_disk_stops_with_one_clear_error_and_no_partial_file() {
     assert_eq!(names, frame_names(0..names.len(), "png"));
     assert_eq!(assert_images_load(&out, &run), names.len());
 }
+
+/// A live run on a full disk goes on: the frames it cannot write are counted as failed
+/// (`disk_full`, one warning per change), no partial file is left, and writing resumes by
+/// itself when space returns. A signal then ends it normally.
+#[test]
+fn a_live_run_on_a_full_disk_counts_failures_and_resumes_when_space_returns() {
+    use std::io::Read as _;
+    let tmp = tempdir();
+    let Some(fs) = SmallFs::mount(&tmp.path().join("small"), "300k") else {
+        eprintln!("NOTE: cannot mount a tmpfs here (not root?): full-disk case not run");
+        return;
+    };
+    let clip = make_h264(tmp.path(), "cam.ts", "mpegts", 60.0);
+    let server = LiveServer::start(&clip, "mpegts", "live.ts", tmp.path());
+    let out = fs.path.join("out");
+    let stats = tmp.path().join("stats.json");
+    let mut run = KillOnDrop(
+        Command::new(bin())
+            .args(["run", "-i", &server.url, "--format", "png", "-o", &s(&out)])
+            .args(["--stats-json", &s(&stats)])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start"),
+    );
+    let stat = |k: &str| {
+        std::fs::read_to_string(&stats)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| {
+                v["streams"][0][k]
+                    .as_u64()
+                    .or_else(|| v["streams"][0]["failed"][k].as_u64())
+            })
+            .unwrap_or(0)
+    };
+    let wait = |what: &str, f: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + T;
+        while !f() {
+            assert!(std::time::Instant::now() < deadline, "never: {what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait("frames failing for a full disk", &|| stat("disk_full") >= 3);
+    assert!(run.0.try_wait().expect("wait").is_none(), "the run stopped");
+    // Space returns.
+    for name in list_dir(&out) {
+        let _ = std::fs::remove_file(out.join(name));
+    }
+    let written_then = stat("frames_written");
+    wait("writing resumed", &|| {
+        stat("frames_written") >= written_then + 3 && !list_dir(&out).is_empty()
+    });
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(run.0.id() as i32, libc::SIGINT) };
+    let mut err = String::new();
+    if let Some(mut e) = run.0.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    let (status, _) = wait_deadline(&mut run.0, Duration::from_secs(10));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");
+    assert!(err.contains("until space returns"), "{err}");
+    assert!(err.contains("writing resumed"), "{err}");
+    assert_no_temp_files(&out);
+    assert!(stat("frames_failed") >= stat("disk_full"));
+}

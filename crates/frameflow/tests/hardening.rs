@@ -82,7 +82,13 @@ fn a_signal_during_start_up_is_a_clean_stop_for_every_command() {
         ),
         (
             "apply",
-            vec!["apply".into(), "-o".into(), s(&out.join("a")), s(&img)],
+            vec![
+                "apply".into(),
+                "--overwrite".into(),
+                "-o".into(),
+                s(&out.join("a")),
+                s(&img),
+            ],
             &[0, 130],
         ),
     ];

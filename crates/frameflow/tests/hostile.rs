@@ -345,3 +345,51 @@ fn idle_connections_are_capped_and_timed_out() {
     let (status, _) = common::wait_deadline(&mut run.0, Duration::from_secs(10));
     assert_eq!(status.and_then(|s| s.code()), Some(0));
 }
+
+/// A signal is seen while an input blocks in its open: a FIFO nobody writes, a silent
+/// stdin, a UDP port nothing is sent to, a TCP listener nobody connects to. Each run ends
+/// within a couple of seconds: 0 for the live ones (a signal is their normal end), 130
+/// for the FIFO (a file job cut short), and no temporary file is left.
+#[test]
+fn a_signal_ends_a_run_blocked_in_its_open() {
+    let tmp = common::tempdir();
+    let fifo = tmp.path().join("f.fifo");
+    let c = std::ffi::CString::new(s(&fifo)).expect("path");
+    // SAFETY: mkfifo(3) with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    let udp = format!("udp://127.0.0.1:{}", common::free_port());
+    let tcp = format!("tcp://127.0.0.1:{}?listen=1", common::free_port());
+    for (input, code) in [(s(&fifo), 130), ("-".to_string(), 0), (udp, 0), (tcp, 0)] {
+        let out = tmp.path().join("o");
+        let mut child = KillOnDrop(
+            Command::new(common::bin())
+                .args(["run", "-i", &input, "-o", &s(&out)])
+                // stdin: a pipe that stays open and silent
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start"),
+        );
+        thread::sleep(Duration::from_millis(700));
+        assert!(
+            child.0.try_wait().expect("wait").is_none(),
+            "{input}: ended by itself"
+        );
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+        let (status, timed_out) = common::wait_deadline(&mut child.0, Duration::from_secs(4));
+        let mut err = String::new();
+        if let Some(mut e) = child.0.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        assert!(
+            !timed_out,
+            "{input}: still running 4 s after SIGTERM\n{err}"
+        );
+        assert_eq!(status.and_then(|s| s.code()), Some(code), "{input}: {err}");
+        if out.exists() {
+            common::assert_no_temp_files(&out);
+        }
+    }
+}

@@ -133,6 +133,25 @@ fn get(addr: SocketAddr, path: &str) -> (u16, Vec<(String, String)>, Vec<u8>) {
     (status, headers, body)
 }
 
+/// The data of the complete chunks at the start of a chunked body (stops at the first
+/// incomplete one).
+fn dechunk_complete(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let Ok(size) = usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16) else {
+            return out;
+        };
+        if size == 0 || b.len() < eol + 2 + size + 2 {
+            return out;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
+        b = &b[eol + 2 + size + 2..];
+    }
+}
+
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
@@ -221,9 +240,10 @@ fn mjpeg_parts(
             body_start = Some(p + 4);
         }
         let Some(start) = body_start else { continue };
-        // Parts are found by their own headers; the chunked framing around them is
-        // skipped by searching for the boundary and Content-Length.
-        parts = parse_parts(&buf[start..]);
+        // The body is chunked (a part may span chunks: its head, the frame's shared
+        // bytes, the closing CRLF): undo the framing of the complete chunks, then find
+        // the parts by their own headers.
+        parts = parse_parts(&dechunk_complete(&buf[start..]));
     }
     parts.truncate(n);
     (content_type, parts)

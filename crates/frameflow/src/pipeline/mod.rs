@@ -206,6 +206,8 @@ struct Shared<'a> {
     /// Set once a live input's decoder has fallen behind the stream's clock: from then on
     /// the workers run at a lower priority than the decoder (see [`LIVE_WORKER_NICE`]).
     workers_yield: AtomicBool,
+    /// A live input's output is full right now (frames fail until a write succeeds).
+    disk_full: AtomicBool,
 }
 
 impl Shared<'_> {
@@ -312,6 +314,14 @@ impl Shared<'_> {
                     c.next_index += 1;
                     c.last = Some((base, k));
                     self.stats.written(decoded_at.elapsed());
+                    if self.disk_full.swap(false, Ordering::Relaxed) {
+                        tracing::warn!(
+                            "input '{}': space again in {}: writing resumed ({} frame(s) failed for a full disk so far)",
+                            cfg.input.raw,
+                            cfg.out_dir.display(),
+                            self.stats.failed_disk_full.load(Ordering::Relaxed)
+                        );
+                    }
                     let mut paths = vec![path];
                     if let (Some(rd), Some(r)) = (&self.raw_dir, raw.take()) {
                         match rd.commit(r, &rel, replace) {
@@ -375,8 +385,20 @@ impl Shared<'_> {
 
     /// A write or rename failed. A failure of the directory itself (disk full, read-only,
     /// no permission) stops the run with one error; anything else fails just this frame.
+    /// A full disk under a live input fails frames (counted `disk_full`) until space
+    /// returns: a camera is not stopped for it.
     fn write_failed(&self, e: WriteError, what: &str) {
         Stats::add(&self.stats.failed, 1);
+        if self.cfg.input.is_live() && is_disk_full(&e) {
+            Stats::add(&self.stats.failed_disk_full, 1);
+            if !self.disk_full.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "input '{}': {e}: frames are counted as failed (disk_full) until space returns",
+                    self.cfg.input.raw
+                );
+            }
+            return;
+        }
         let Some(fatal) = fatal_output_error(&e) else {
             let n = self.error_lines.fetch_add(1, Ordering::Relaxed);
             if n < 10 || n.is_multiple_of(100) {
@@ -417,6 +439,18 @@ enum FrameError {
     Fused(#[from] FusedError),
     #[error("internal error (panic: {0})")]
     Panic(String),
+}
+
+/// Whether `e` is the output running out of space (or of quota).
+fn is_disk_full(e: &WriteError) -> bool {
+    use std::io::ErrorKind as K;
+    let source = match e {
+        WriteError::Write { source, .. }
+        | WriteError::Rename { source, .. }
+        | WriteError::Dir { source, .. } => source,
+        WriteError::Exists { .. } => return false,
+    };
+    matches!(source.kind(), K::StorageFull | K::QuotaExceeded)
 }
 
 /// The directory-level failure behind `e`, if it is one (no space, quota, read-only
@@ -576,6 +610,7 @@ fn run_inner(cfg: &RunConfig, control: &Control, taps: &Taps) -> Result<RunOutco
         error_lines: AtomicU64::new(0),
         output_error: Mutex::new(None),
         workers_yield: AtomicBool::new(false),
+        disk_full: AtomicBool::new(false),
     };
     let mut damage = Damage::default();
 

@@ -209,6 +209,8 @@ pub struct Stats {
     pub decoded: AtomicU64,
     pub written: AtomicU64,
     pub failed: AtomicU64,
+    /// Of `failed`: frames a live input could not write because the disk was full.
+    pub failed_disk_full: AtomicU64,
     pub decode_errors: AtomicU64,
     pub reconnects: AtomicU64,
     dropped_oldest: AtomicU64,
@@ -238,6 +240,7 @@ impl Stats {
             decoded: AtomicU64::new(0),
             written: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            failed_disk_full: AtomicU64::new(0),
             decode_errors: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             dropped_oldest: AtomicU64::new(0),
@@ -344,6 +347,9 @@ impl Stats {
             frames_skipped: start + every + fps + keyframes,
             skipped,
             frames_failed: get(&self.failed),
+            failed: FailedStats {
+                disk_full: get(&self.failed_disk_full),
+            },
             decode_errors: get(&self.decode_errors),
             reconnects: get(&self.reconnects),
             queue_depth: get(&self.queue_depth),
@@ -375,6 +381,14 @@ fn round3(v: f64) -> f64 {
 pub struct DroppedStats {
     pub drop_oldest: u64,
     pub drop_newest: u64,
+}
+
+/// Failed frames by reason (those not listed failed for reasons logged one by one).
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedStats {
+    /// A live input's output was full (the run goes on, and writes again when space
+    /// returns).
+    pub disk_full: u64,
 }
 
 /// Frames not selected, by [`SkipReason`].
@@ -427,6 +441,8 @@ pub struct StreamStats {
     pub frames_skipped: u64,
     pub skipped: SkippedStats,
     pub frames_failed: u64,
+    /// Of `frames_failed`, by reason.
+    pub failed: FailedStats,
     pub decode_errors: u64,
     pub reconnects: u64,
     /// Frames decoded and waiting for a worker, now.

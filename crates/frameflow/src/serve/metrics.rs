@@ -101,6 +101,16 @@ pub fn render(reg: &Registry) -> String {
         }
     }
 
+    let name = "frameflow_frames_failed_disk_full_total";
+    f.head(
+        name,
+        "counter",
+        "Of the failed frames: a live input's output was full (writing resumes with space).",
+    );
+    for (labels, snap, _) in &snaps {
+        f.sample(name, labels, snap.failed.disk_full);
+    }
+
     let name = "frameflow_frames_skipped_total";
     f.head(
         name,

@@ -166,6 +166,28 @@ pub fn init_ffmpeg(level: c_int) {
     unsafe { ffi::av_log_set_level(level) };
 }
 
+/// How many threads are inside a blocking libavformat call (open, probe, read) right now.
+/// The interrupt callback ends a network call within milliseconds of a stop; a FIFO or a
+/// silent stdin blocks in the kernel where no callback is asked. The signal handler
+/// looks here to tell a run that is finishing its frames from one stuck in such a call.
+pub static IN_BLOCKING_IO: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Counts this thread in [`IN_BLOCKING_IO`] while it lives.
+struct BlockingIo;
+
+impl BlockingIo {
+    fn enter() -> BlockingIo {
+        IN_BLOCKING_IO.fetch_add(1, Ordering::SeqCst);
+        BlockingIo
+    }
+}
+
+impl Drop for BlockingIo {
+    fn drop(&mut self) {
+        IN_BLOCKING_IO.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Shared between the reader and FFmpeg's interrupt callback.
 #[derive(Debug)]
 struct Interrupt {
@@ -520,7 +542,10 @@ impl Source {
             // every packet's data leaks (≈ the input's bitrate, forever, on a live input).
             // SAFETY: the packet is ours and valid; unref leaves it blank and reusable.
             unsafe { ffi::av_packet_unref(ff::packet::Mut::as_mut_ptr(&mut self.packet)) };
-            let res = self.packet.read(self.demux.input_mut());
+            let res = {
+                let _io = BlockingIo::enter();
+                self.packet.read(self.demux.input_mut())
+            };
             let timed_out = self.demux.interrupt().timed_out.load(Ordering::Relaxed);
             self.demux.interrupt().arm(None);
             match res {
@@ -788,6 +813,7 @@ fn open_input(
             opaque: &*interrupt as *const Interrupt as *mut c_void,
         };
         let mut raw_opts = dict.disown();
+        let _io = BlockingIo::enter();
         let rc = ffi::avformat_open_input(&mut ctx, url.as_ptr(), fmt as _, &mut raw_opts);
         ff::Dictionary::own(raw_opts);
         if rc < 0 {
