@@ -393,3 +393,147 @@ fn a_signal_ends_a_run_blocked_in_its_open() {
         }
     }
 }
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn status_json(port: u16) -> serde_json::Value {
+    let reply = http_get(port, "/api/status");
+    let body = reply.split("\r\n\r\n").nth(1).unwrap_or("");
+    let start = body.find('{').unwrap_or(0);
+    let end = body.rfind('}').map_or(body.len(), |e| e + 1);
+    serde_json::from_str(&body[start..end]).unwrap_or_default()
+}
+
+/// Many viewers of one width cost one scaling per frame, not one per viewer, and no
+/// frame is dropped or failed because of them.
+#[test]
+fn viewers_of_one_width_share_one_scaling_per_frame() {
+    let tmp = common::tempdir();
+    let (_server, mut run, port) = served_camera(tmp.path(), &[]);
+    let viewers = 24;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let handles: Vec<_> = (0..viewers)
+        .map(|_| {
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+                c.set_read_timeout(Some(Duration::from_millis(200)))
+                    .expect("timeout");
+                write!(c, "GET /stream.mjpeg?width=160 HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+                let mut got = 0usize;
+                let mut buf = vec![0u8; 65536];
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if let Ok(n) = c.read(&mut buf) {
+                        got += buf[..n].windows(2).filter(|w| w == &[0xFF, 0xD8]).count();
+                    }
+                }
+                got
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_secs(4));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let received: usize = handles.into_iter().map(|h| h.join().unwrap_or(0)).sum();
+    let st = status_json(port);
+    let scales = st["preview_scales"].as_u64().expect("preview_scales");
+    let published = st["streams"][0]["preview_frames"]["processed"]
+        .as_u64()
+        .expect("preview frames");
+    assert!(received > viewers * 10, "viewers got {received} frames");
+    assert!(
+        scales <= published + 2,
+        "{scales} scalings for {published} frames and {viewers} viewers ({received} sent)"
+    );
+    assert_eq!(st["streams"][0]["frames_dropped"], 0, "{st}");
+    assert_eq!(st["streams"][0]["frames_failed"], 0, "{st}");
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(run.0.id() as i32, libc::SIGINT) };
+    let _ = common::wait_deadline(&mut run.0, Duration::from_secs(10));
+}
+
+/// Viewers that never read hold no frame copies of their own: memory stays bounded,
+/// and they leave nothing behind.
+#[test]
+fn stuck_viewers_cost_bounded_memory() {
+    let tmp = common::tempdir();
+    let (_server, mut run, port) = served_camera(tmp.path(), &["--serve-max-clients", "1000"]);
+    let pid = run.0.id();
+    thread::sleep(Duration::from_secs(1));
+    let before = rss_kib(pid);
+    let stuck: Vec<std::net::TcpStream> = (0..400)
+        .map(|i| {
+            let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            // A tiny receive window: the server's writes stall at once.
+            let _ = write!(
+                c,
+                "GET /stream.mjpeg?raw={} HTTP/1.1\r\nHost: x\r\n\r\n",
+                i % 2
+            );
+            c
+        })
+        .collect();
+    thread::sleep(Duration::from_secs(5));
+    let during = rss_kib(pid);
+    drop(stuck);
+    thread::sleep(Duration::from_secs(1));
+    let st = status_json(port);
+    assert!(
+        during < before + 100 * 1024,
+        "RSS {before} KiB → {during} KiB with 400 stuck viewers"
+    );
+    assert_eq!(st["streams"][0]["frames_failed"], 0, "{st}");
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(run.0.id() as i32, libc::SIGINT) };
+    let _ = common::wait_deadline(&mut run.0, Duration::from_secs(10));
+}
+
+/// What held before stays held: malformed requests get a 4xx, paths that try to climb
+/// out get 404, never a file.
+#[test]
+fn malformed_requests_get_4xx_and_traversal_404() {
+    let tmp = common::tempdir();
+    let (_server, mut run, port) = served_camera(tmp.path(), &[]);
+    let raw = |req: &[u8]| -> String {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let _ = c.write_all(req);
+        let mut buf = vec![0u8; 1024];
+        let n = c.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    for req in [
+        &b"GARBAGE\r\n\r\n"[..],
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"GET /\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /latest.jpg?width=0 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /latest.jpg?stream=nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ] {
+        let r = raw(req);
+        let code: u16 = r
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            (400..500).contains(&code) || r.is_empty(),
+            "{:?}: {r}",
+            String::from_utf8_lossy(req)
+        );
+        assert!(!r.contains("root:"), "{r}");
+    }
+    assert!(http_get(port, "/api/status").starts_with("HTTP/1.1 200"));
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(run.0.id() as i32, libc::SIGINT) };
+    let _ = common::wait_deadline(&mut run.0, Duration::from_secs(10));
+}

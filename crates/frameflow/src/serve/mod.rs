@@ -60,6 +60,8 @@ pub struct Registry {
 #[derive(Debug, Default)]
 pub struct ScaleCache {
     entries: tokio::sync::Mutex<std::collections::HashMap<ScaleKey, (u64, Bytes)>>,
+    /// Scalings done so far (shown as `preview_scales` in `/api/status`).
+    done: std::sync::atomic::AtomicU64,
 }
 
 /// (stream label, raw feed, width).
@@ -80,6 +82,15 @@ impl Registry {
     pub fn status(&self) -> serde_json::Value {
         let report = Report::new(self.streams.iter().map(|s| s.stats.snapshot()).collect());
         let mut v = serde_json::to_value(&report).unwrap_or_default();
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert(
+                "preview_scales".into(),
+                self.scaled
+                    .done
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    .into(),
+            );
+        }
         if let Some(list) = v.get_mut("streams").and_then(|s| s.as_array_mut()) {
             for (entry, s) in list.iter_mut().zip(&self.streams) {
                 if let Some(obj) = entry.as_object_mut() {
@@ -601,6 +612,9 @@ async fn sized(
     let jpeg = tokio::task::spawn_blocking(move || scale::to_width(&f.jpeg, w))
         .await
         .map_err(|e| format!("preview scaler: {e}"))??;
+    reg.scaled
+        .done
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     if cache.len() >= SCALE_CACHE_MAX {
         cache.clear();
     }
