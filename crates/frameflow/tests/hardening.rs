@@ -325,26 +325,8 @@ fn absurd_viewer_rates_get_400() {
             .spawn()
             .expect("start"),
     );
-    let get = |path: &str| -> String {
-        let deadline = Instant::now() + T;
-        let mut conn = loop {
-            match std::net::TcpStream::connect(("127.0.0.1", port)) {
-                Ok(c) => break c,
-                Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
-                Err(e) => panic!("cannot connect: {e}"),
-            }
-        };
-        conn.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
-        write!(
-            conn,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .expect("send");
-        let mut buf = [0u8; 512];
-        let n = conn.read(&mut buf).unwrap_or(0);
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    };
+    let get = |path: &str| common::http_get(port, path);
+
     for fps in ["1e-300", "5e-324", "0", "-1", "1e300", "nan"] {
         let reply = get(&format!("/stream.mjpeg?fps={fps}"));
         assert!(reply.starts_with("HTTP/1.1 400"), "fps={fps}: {reply}");
@@ -488,6 +470,16 @@ fn messages_say_it_once_and_in_our_words() {
             }
         }
     }
+    // RUST_LOG is honoured (FRAMEFLOW_LOG first, then RUST_LOG, then -q/-v).
+    let mut cmd = Command::new(common::bin());
+    cmd.args(["run", "-i", &s(&video), "--max-frames", "2"])
+        .arg("-o")
+        .arg(tmp.path().join("rl"))
+        .env("RUST_LOG", "frameflow=info")
+        .env_remove("FRAMEFLOW_LOG");
+    let r = common::run_with_timeout(&mut cmd, T);
+    r.assert_success();
+    assert!(r.stderr.contains("opened input"), "{}", r.describe());
     let v = frameflow(["--version"], T);
     v.assert_success();
     assert!(
@@ -569,4 +561,47 @@ fn a_stdin_mp4_with_its_index_at_the_end_gets_a_hint() {
     assert_eq!(status.and_then(|s| s.code()), Some(1), "{err}");
     assert!(err.contains("not streamable"), "{err}");
     assert!(err.contains("-movflags +faststart"), "{err}");
+}
+
+/// A panic in a worker fails that frame only; a panic in the committer (its lock is then
+/// poisoned) stops the run with an error. Neither hangs, neither leaves a temporary file.
+/// (Debug-build failure points: `FRAMEFLOW_TEST_PANIC_IN_*`.)
+#[test]
+fn panics_in_a_worker_or_the_committer_fail_cleanly() {
+    if !cfg!(debug_assertions) || std::env::var_os("FRAMEFLOW_TEST_BIN").is_some() {
+        eprintln!("NOTE: the failure points exist in debug builds only: not run");
+        return;
+    }
+    let tmp = common::tempdir();
+    let video = clip(tmp.path(), "p.mp4", 2.0);
+    let out = tmp.path().join("w");
+    let mut cmd = Command::new(common::bin());
+    cmd.args(["run", "-i", &s(&video), "-o", &s(&out)])
+        .env("FRAMEFLOW_TEST_PANIC_IN_WORKER", "7");
+    let r = common::run_with_timeout(&mut cmd, T);
+    r.assert_code(1);
+    assert!(r.stderr.contains("1 frame(s) failed"), "{}", r.describe());
+    assert_eq!(
+        common::list_dir(&out).len(),
+        49,
+        "every other frame written"
+    );
+    common::assert_no_temp_files(&out);
+
+    let out = tmp.path().join("c");
+    let mut cmd = Command::new(common::bin());
+    cmd.args(["run", "-i", &s(&video), "-o", &s(&out)])
+        .env("FRAMEFLOW_TEST_PANIC_IN_COMMIT", "10");
+    let r = common::run_with_timeout(&mut cmd, T);
+    assert!(!r.timed_out, "{}", r.describe());
+    r.assert_code(1);
+    assert!(
+        r.stderr.contains("the output committer failed"),
+        "{}",
+        r.describe()
+    );
+    let n = common::list_dir(&out).len();
+    assert_eq!(common::list_dir(&out), common::frame_names(0..n, "jpg"));
+    assert!(n <= 10, "nothing committed after the committer failed: {n}");
+    common::assert_no_temp_files(&out);
 }

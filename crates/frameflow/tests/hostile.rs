@@ -3,34 +3,13 @@
 
 mod common;
 
-use common::{KillOnDrop, s};
+use common::{KillOnDrop, http_get, s};
 use std::io::{Read as _, Write as _};
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 const T: Duration = Duration::from_secs(60);
-
-fn http_get(port: u16, path: &str) -> String {
-    let deadline = Instant::now() + T;
-    let mut conn = loop {
-        match std::net::TcpStream::connect(("127.0.0.1", port)) {
-            Ok(c) => break c,
-            Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
-            Err(e) => panic!("cannot connect: {e}"),
-        }
-    };
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut reply = Vec::new();
-    let _ = conn.read_to_end(&mut reply);
-    String::from_utf8_lossy(&reply).into_owned()
-}
 
 /// Credentials in input URLs (user-info, `?token=`, `?passphrase=`, …) appear nowhere:
 /// not in log lines, the summary, `--stats-json`, `/api/status`, the page or `/metrics`.
@@ -169,20 +148,10 @@ fn names_of_255_bytes_and_odd_directory_spellings_work() {
     assert!(written.iter().all(|n| n.len() == 255), "{written:?}");
 }
 
-/// A request with optional basic-auth credentials; returns the status line and headers.
+/// A request with optional basic-auth credentials.
 fn http_get_auth(port: u16, path: &str, auth: Option<&str>) -> String {
-    let mut conn = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
     let header = auth.map_or(String::new(), |a| format!("Authorization: Basic {a}\r\n"));
-    write!(
-        conn,
-        "GET {path} HTTP/1.1\r\nHost: x\r\n{header}Connection: close\r\n\r\n"
-    )
-    .expect("send");
-    let mut buf = vec![0u8; 4096];
-    let n = conn.read(&mut buf).unwrap_or(0);
-    String::from_utf8_lossy(&buf[..n]).into_owned()
+    common::http_request(port, path, &header)
 }
 
 /// A live HTTP camera (the ffmpeg CLI, real time) and frameflow serving it.

@@ -249,6 +249,7 @@ impl Shared<'_> {
     }
 
     fn commit_one(&self, c: &mut Committer, p: Pending) {
+        test_hook::panic_at("FRAMEFLOW_TEST_PANIC_IN_COMMIT", c.next_seq);
         let cfg = self.cfg;
         let replace = if cfg.overwrite {
             Replace::Allowed
@@ -648,6 +649,12 @@ fn run_inner(cfg: &RunConfig, control: &Control, taps: &Taps) -> Result<RunOutco
         &stats.decode_errors,
         damage.decode_errors + damage.corrupt_frames,
     );
+    if shared.commit.is_poisoned() {
+        // Frames the failed committer held were never renamed: their temporary files go.
+        for d in std::iter::once(&cfg.out_dir).chain(cfg.raw_dir.as_ref()) {
+            crate::sink::atomic::remove_own_temps(d);
+        }
+    }
     let report = Report::new(vec![stats.snapshot()]);
     let output_error = shared
         .output_error
@@ -1212,6 +1219,26 @@ fn worker(shared: &Shared<'_>, rx: Receiver<Frame>, pool: SlotPool) {
     }
 }
 
+/// Deterministic failure points for tests, in debug builds only (release builds compile
+/// them to nothing): with `NAME=N` in the environment, the point named NAME panics when it
+/// handles the frame of sequence number N. `FRAMEFLOW_TEST_PANIC_IN_WORKER` (a filter or
+/// encoder that panics: that frame fails, the run goes on) and
+/// `FRAMEFLOW_TEST_PANIC_IN_COMMIT` (the committer panics holding its lock: the run stops
+/// with an error instead of silently committing nothing more). Used by
+/// `tests/hardening.rs`.
+mod test_hook {
+    #[cfg(debug_assertions)]
+    pub fn panic_at(name: &str, seq: u64) {
+        if std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok()) == Some(seq) {
+            panic!("{name}: test panic at frame {seq}");
+        }
+    }
+
+    #[cfg(not(debug_assertions))]
+    #[inline(always)]
+    pub fn panic_at(_name: &str, _seq: u64) {}
+}
+
 /// Converts, filters, encodes and writes one frame to a temporary file (and its raw
 /// twin with `--raw-dir`), feeding the preview on the way.
 fn process(
@@ -1221,6 +1248,7 @@ fn process(
     seq: u64,
     pts_ms: i64,
 ) -> Result<(TempFile, Option<TempFile>), FrameError> {
+    test_hook::panic_at("FRAMEFLOW_TEST_PANIC_IN_WORKER", seq);
     let cfg = shared.cfg;
     let preview = shared.preview.as_deref();
     let raw_due = preview.is_some_and(|p| p.due(Feed::Raw));

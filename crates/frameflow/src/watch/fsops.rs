@@ -10,24 +10,9 @@ use std::time::SystemTime;
 /// The most `-N` variants tried for one name.
 pub const MAX_VARIANTS: u32 = 10_000;
 
-/// `sub/a.jpg` → `sub/a-3.jpg` for `k = 3`; `k = 0` is the name itself.
-pub fn variant(rel: &str, k: u32) -> String {
-    if k == 0 {
-        return rel.to_string();
-    }
-    let (dir, file) = match rel.rsplit_once('/') {
-        Some((d, f)) => (Some(d), f),
-        None => (None, rel),
-    };
-    let file = match file.rsplit_once('.') {
-        Some((stem, ext)) if !stem.is_empty() => format!("{stem}-{k}.{ext}"),
-        _ => format!("{file}-{k}"),
-    };
-    match dir {
-        Some(d) => format!("{d}/{file}"),
-        None => file,
-    }
-}
+/// `sub/a.jpg` → `sub/a-3.jpg` for `k = 3`; `k = 0` is the name itself: the one rule
+/// for names made unique, shared with `run`'s templates.
+pub use crate::sink::naming::variant;
 
 /// The same input: same inode, same modification time.
 pub fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {

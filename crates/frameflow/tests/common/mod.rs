@@ -656,3 +656,33 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// `GET path` on 127.0.0.1:`port` with `headers` (each ending in CRLF) and
+/// `Connection: close`: the whole reply, status line and headers included. Retries the
+/// connection for a while (the server may still be starting).
+pub fn http_request(port: u16, path: &str, headers: &str) -> String {
+    use std::io::Write as _;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut conn = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(c) => break c,
+            Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("cannot connect to 127.0.0.1:{port}: {e}"),
+        }
+    };
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    write!(
+        conn,
+        "GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut reply = Vec::new();
+    let _ = conn.read_to_end(&mut reply);
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+/// [`http_request`] without extra headers.
+pub fn http_get(port: u16, path: &str) -> String {
+    http_request(port, path, "")
+}
