@@ -5,7 +5,7 @@
 mod common;
 
 use common::{KillOnDrop, frameflow, s};
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
