@@ -75,6 +75,12 @@ pub enum StillError {
         height: u64,
         limit: u64,
     },
+    #[error("{}: image is {width}x{height}: it has no pixels", path.display())]
+    NoPixels {
+        path: std::path::PathBuf,
+        width: u64,
+        height: u64,
+    },
     #[error("{}: image mode {mode} is not supported (frameflow filters L, RGB and RGBA)", path.display())]
     Mode {
         path: std::path::PathBuf,
@@ -127,6 +133,19 @@ impl StillFormat {
             StillFormat::Webp => "WebP",
         }
     }
+}
+
+/// The checks on the dimensions a header declares, before anything is decoded: an image
+/// with no pixels (a PPM or BMP may say 0 wide) and one over the pixel limit are refused.
+fn header_ok(path: &Path, limits: StillLimits, width: u64, height: u64) -> Result<(), StillError> {
+    if width == 0 || height == 0 {
+        return Err(StillError::NoPixels {
+            path: path.to_path_buf(),
+            width,
+            height,
+        });
+    }
+    limits.check(path, width, height)
 }
 
 /// Reads and decodes `path`, refusing images over `limits`.
@@ -218,8 +237,7 @@ impl StillDecoder {
             }
         };
         let header = d.read_header(data).map_err(|e| err(e.to_string()))?;
-        self.limits
-            .check(path, header.width as u64, header.height as u64)?;
+        header_ok(path, self.limits, header.width as u64, header.height as u64)?;
         let (mode, pf) = match header.colorspace {
             turbojpeg::Colorspace::Gray => (Mode::L, turbojpeg::PixelFormat::GRAY),
             turbojpeg::Colorspace::CMYK | turbojpeg::Colorspace::YCCK => {
@@ -286,7 +304,7 @@ fn decode_other(
             dec.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
             // IHDR first: nothing is sized from the header before the limit check.
             let ihdr = dec.read_header_info().map_err(|e| err(e.to_string()))?;
-            limits.check(path, ihdr.width.into(), ihdr.height.into())?;
+            header_ok(path, limits, ihdr.width.into(), ihdr.height.into())?;
             let mut reader = dec.read_info().map_err(|e| err(e.to_string()))?;
             let src_color = reader.info().color_type;
             if src_color == png::ColorType::Indexed {
@@ -310,7 +328,12 @@ fn decode_other(
         StillFormat::Webp => {
             let features = webp::BitstreamFeatures::new(data)
                 .ok_or_else(|| err("invalid or truncated WebP header".into()))?;
-            limits.check(path, features.width().into(), features.height().into())?;
+            header_ok(
+                path,
+                limits,
+                features.width().into(),
+                features.height().into(),
+            )?;
             let img = webp::Decoder::new(data)
                 .decode()
                 .ok_or_else(|| err("invalid, truncated or animated WebP".into()))?;
@@ -361,9 +384,7 @@ fn image_decode(
     limits: StillLimits,
 ) -> Result<image::DynamicImage, ImageDecodeError> {
     let (w, h) = dec.dimensions();
-    limits
-        .check(path, w.into(), h.into())
-        .map_err(ImageDecodeError::Limit)?;
+    header_ok(path, limits, w.into(), h.into()).map_err(ImageDecodeError::Limit)?;
     // The `image` crate's own allocation cap, as `load_from_memory` applies it.
     dec.set_limits(image::Limits::default())
         .map_err(ImageDecodeError::Image)?;
@@ -642,5 +663,33 @@ mod tests {
                 "{name}"
             );
         }
+    }
+
+    /// Found by fuzzing (fuzz/corpus/still/seed-regress-zero-width.ppm): a PPM header
+    /// saying `000 20000` decoded to a 0x20000 image with no pixels.
+    #[test]
+    fn images_without_pixels_are_refused() {
+        for (name, data) in [
+            ("zero.ppm", &b"P6\n000 20000\n255\n\x01\x02\x03"[..]),
+            ("zero.pgm", b"P5 3 0 255\n"),
+            ("zero.bmp", &bmp_header(0, 5)),
+            ("zero.bmp", &bmp_header(5, 0)),
+        ] {
+            match decode_image(Path::new(name), data, StillLimits::default()) {
+                Err(StillError::NoPixels { width, height, .. }) => {
+                    assert_eq!(width.min(height), 0, "{name}")
+                }
+                // The decoder may refuse it itself first; it must not succeed.
+                Err(StillError::Decode { .. }) => {}
+                other => panic!("{name}: expected NoPixels, got {other:?}"),
+            }
+        }
+        let e = decode_image(
+            Path::new("z.ppm"),
+            b"P6\n000 20000\n255\n",
+            StillLimits::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "z.ppm: image is 0x20000: it has no pixels");
     }
 }
