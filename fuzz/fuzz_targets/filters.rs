@@ -11,20 +11,25 @@ use arbitrary::Arbitrary;
 use frameflow_filters::{Chain, ImageRef, Mode, Scratch};
 use libfuzzer_sys::fuzz_target;
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 
-#[derive(Arbitrary, Debug)]
-struct Radius {
-    raw: u16,
-    big: bool,
+/// `FUZZ_PRINT=1` prints each input's chain and image, to read a reproducer.
+fn print_inputs() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("FUZZ_PRINT").is_some_and(|v| v == "1"))
 }
+
+/// A blur radius: 0..32 in steps of 1/64 mostly, and 1 time in 16 up to the accepted
+/// maximum (10000; the blurs cost O(width + radius) a line, so those are slow).
+#[derive(Arbitrary, Debug)]
+struct Radius(u16);
 
 impl Radius {
     fn text(&self) -> String {
-        if self.big {
-            // Up to the accepted maximum (10000).
-            format!("{}", f32::from(self.raw) * 0.152_59)
+        if self.0 >= 0xF000 {
+            format!("{}", f32::from(self.0 - 0xF000) * 2.442)
         } else {
-            format!("{}", f32::from(self.raw % 2048) / 64.0)
+            format!("{}", f32::from(self.0 % 2048) / 64.0)
         }
     }
 }
@@ -199,6 +204,9 @@ fuzz_target!(|input: Input| {
     } else {
         input.pixels.iter().copied().cycle().take(len).collect()
     };
+    if print_inputs() {
+        eprintln!("chain {text:?} on {w}x{h} {mode} (stride {stride})");
+    }
     let Ok(src) = ImageRef::new(&data, w, h, stride, mode) else {
         return;
     };
