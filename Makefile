@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all deps build build-debug test lint fmt demo clean-demo help
+.PHONY: all deps build build-debug test lint fmt demo clean-demo help fuzz
 
 all: build
 
@@ -13,6 +13,7 @@ help:
 	@echo "make test   - install deps, build, run every test (unit + integration on 127.0.0.1)"
 	@echo "make lint   - cargo fmt --check + cargo clippy --all-targets -D warnings"
 	@echo "make build  - release build (target/release/frameflow)"
+	@echo "make fuzz   - build the fuzz targets (fuzz/) and run each for FUZZ_SECONDS (default 30)"
 
 deps:
 ifneq ($(FRAMEFLOW_SKIP_DEPS),1)
@@ -31,6 +32,11 @@ lint: deps
 
 fmt:
 	$(CARGO) fmt --all
+
+FUZZ_SECONDS ?= 30
+
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
 
 demo: build
 	bash scripts/demo.sh

@@ -134,7 +134,7 @@ impl<'a> Worker<'a> {
             path: path.to_path_buf(),
             source,
         })?;
-        let img = still::decode_image(path, &data)?;
+        let img = still::decode_image(path, &data, still::StillLimits::default())?;
         let format = job.output_format(&data);
         let out = self
             .job

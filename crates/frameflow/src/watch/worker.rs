@@ -9,7 +9,7 @@ use crate::pipeline::stats::Stats;
 use crate::sink::atomic::{AtomicDir, Replace, WriteError};
 use crate::sink::encode::{EncoderSet, ImageFormat};
 use crate::sink::naming::NameValues;
-use crate::source::still::StillDecoder;
+use crate::source::still::{StillDecoder, StillLimits};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use frameflow_filters::{ImageBuf, Scratch};
 use std::fs;
@@ -187,7 +187,7 @@ impl<'a> Worker<'a> {
             stats,
             scratch: Scratch::default(),
             encoders: EncoderSet::new(cfg.job.quality),
-            decoder: StillDecoder::new(),
+            decoder: StillDecoder::with_limits(StillLimits::default()),
             data: Vec::new(),
             img: ImageBuf::default(),
             recycled,
