@@ -29,6 +29,95 @@ pub struct ImageJob {
     /// Replace an existing output of the same name. Otherwise `apply` fails that input
     /// and `watch` writes the first free `-1`, `-2`, ... variant of the name.
     pub overwrite: bool,
+    /// Images of more pixels are refused from their header.
+    pub limits: still::StillLimits,
+    /// Inputs larger than this (bytes) are refused before they are read.
+    pub max_file_size: u64,
+}
+
+/// The default `--max-file-size`: 1 GiB, far above any real image, far below what would
+/// hurt to read into memory.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 1 << 30;
+
+/// Why an input file is not read at all: not a regular file (a device, a FIFO, a
+/// directory, a symlink to one of those), or larger than `max_file_size`. Checked on the
+/// open file, so what is checked is what is read.
+pub fn check_input_file(meta: &std::fs::Metadata, max_file_size: u64) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let ft = meta.file_type();
+    if !ft.is_file() {
+        let kind = if ft.is_dir() {
+            "a directory"
+        } else if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_char_device() {
+            "a character device"
+        } else if ft.is_block_device() {
+            "a block device"
+        } else if ft.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(format!("{kind}: only regular files are read"));
+    }
+    if meta.len() > max_file_size {
+        return Err(format!(
+            "{} bytes, over the limit of {max_file_size} bytes (--max-file-size)",
+            meta.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Opens `path` for reading without blocking (a FIFO swapped in after a check must not
+/// hang the reader), checks it with [`check_input_file`] and reads at most
+/// `max_file_size` bytes of it into `buf` (cleared first) — after its first bytes say it
+/// is an image format we read.
+pub fn read_input(
+    path: &Path,
+    max_file_size: u64,
+    buf: &mut Vec<u8>,
+) -> Result<std::fs::Metadata, InputError> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(InputError::Io)?;
+    let meta = file.metadata().map_err(InputError::Io)?;
+    check_input_file(&meta, max_file_size).map_err(InputError::Refused)?;
+    buf.clear();
+    let mut head = [0u8; 16];
+    let mut got = 0;
+    while got < head.len() {
+        match file.read(&mut head[got..]).map_err(InputError::Io)? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    if got == head.len() && still::StillFormat::sniff(&head).is_none() {
+        return Err(InputError::Refused(
+            "not an image (its first bytes are no JPEG, PNG, WebP, BMP or PPM)".into(),
+        ));
+    }
+    buf.extend_from_slice(&head[..got]);
+    file.take(max_file_size.saturating_sub(got as u64))
+        .read_to_end(buf)
+        .map_err(InputError::Io)?;
+    Ok(meta)
+}
+
+/// Why [`read_input`] read nothing usable.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// Reading failed (it may vanish, or be readable later).
+    #[error("{0}")]
+    Io(std::io::Error),
+    /// Not to be read at all, whatever happens next.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl ImageJob {
@@ -44,6 +133,9 @@ impl ImageJob {
 pub enum ApplyError {
     #[error(transparent)]
     Read(#[from] StillError),
+    /// Not read at all: not a regular file, too large, not an image format.
+    #[error("{}: {reason}", path.display())]
+    Refused { path: PathBuf, reason: String },
     #[error("{}: {source}", path.display())]
     Filter { path: PathBuf, source: FilterError },
     #[error("{}: {source}", path.display())]
@@ -130,11 +222,18 @@ impl<'a> Worker<'a> {
 
     fn one(&mut self, dir: &AtomicDir, index: u64, path: &Path) -> Result<PathBuf, ApplyError> {
         let job = self.job;
-        let data = std::fs::read(path).map_err(|source| StillError::Read {
-            path: path.to_path_buf(),
-            source,
+        let mut data = Vec::new();
+        read_input(path, job.max_file_size, &mut data).map_err(|e| match e {
+            InputError::Io(source) => ApplyError::Read(StillError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+            InputError::Refused(reason) => ApplyError::Refused {
+                path: path.to_path_buf(),
+                reason,
+            },
         })?;
-        let img = still::decode_image(path, &data, still::StillLimits::default())?;
+        let img = still::decode_image(path, &data, job.limits)?;
         let format = job.output_format(&data);
         let out = self
             .job

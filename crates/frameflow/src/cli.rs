@@ -300,6 +300,40 @@ pub struct ImageArgs {
     /// Worker threads. Default: number of cores.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
     pub workers: Option<u64>,
+    /// Refuse images of more than N pixels (width × height), from their header, before
+    /// any buffer of that size exists. Default: Pillow's decompression-bomb limit.
+    #[arg(long, value_name = "N", default_value_t = frameflow::source::DEFAULT_MAX_PIXELS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_pixels: u64,
+    /// Refuse input files larger than SIZE (bytes, or with k, M, G: 500M) before reading
+    /// them. Only regular files are read (a symlink only if it leads to one).
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = size_bytes)]
+    pub max_file_size: u64,
+}
+
+/// A size in bytes: `1048576`, `64k`, `500M`, `1G` (powers of 1024; `KiB`-style and
+/// `B` suffixes too).
+fn size_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("expected a size such as 500M or 1G, got '{s}'"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => return Err(format!("unknown size unit in '{s}' (use k, M, G or T)")),
+    };
+    let v = n * mult as f64;
+    if !(v.is_finite() && v >= 1.0 && v <= u64::MAX as f64) {
+        return Err(format!("'{s}' is not a usable size"));
+    }
+    Ok(v as u64)
 }
 
 /// One `[[stream]]` of a `--config` file, parsed by `run`'s own option definitions.
@@ -327,6 +361,18 @@ mod tests {
     #[test]
     fn the_definitions_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(size_bytes("1G"), Ok(1 << 30));
+        assert_eq!(size_bytes("500M"), Ok(500 << 20));
+        assert_eq!(size_bytes("64k"), Ok(64 << 10));
+        assert_eq!(size_bytes("1.5KiB"), Ok(1536));
+        assert_eq!(size_bytes("123"), Ok(123));
+        assert!(size_bytes("0").is_err());
+        assert!(size_bytes("12Q").is_err());
+        assert!(size_bytes("-1").is_err());
     }
 
     #[test]

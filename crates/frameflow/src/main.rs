@@ -406,6 +406,10 @@ fn image_job(
         quality: image.quality,
         workers: worker_count(image.workers),
         overwrite,
+        limits: frameflow::source::still::StillLimits {
+            max_pixels: image.max_pixels,
+        },
+        max_file_size: image.max_file_size,
     })
 }
 

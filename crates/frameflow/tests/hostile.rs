@@ -506,3 +506,132 @@ fn malformed_requests_get_4xx_and_traversal_404() {
     unsafe { libc::kill(run.0.id() as i32, libc::SIGINT) };
     let _ = common::wait_deadline(&mut run.0, Duration::from_secs(10));
 }
+
+/// Runs `cmd` to its end (with a deadline) and returns its exit code, stderr and peak
+/// resident memory in KiB (from wait4).
+fn run_measured(cmd: &mut Command) -> (Option<i32>, String, u64) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start");
+    let mut err_pipe = child.stderr.take().expect("stderr");
+    let reader = thread::spawn(move || {
+        let mut t = String::new();
+        let _ = err_pipe.read_to_string(&mut t);
+        t
+    });
+    let pid = child.id() as i32;
+    let deadline = Instant::now() + T;
+    let (mut status, mut usage) = (0i32, unsafe { std::mem::zeroed::<libc::rusage>() });
+    loop {
+        // SAFETY: wait4 on our own child with valid out-pointers.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if r == pid {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still running after {T:?}");
+        thread::sleep(Duration::from_millis(20));
+    }
+    std::mem::forget(child); // reaped above
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    (
+        code,
+        reader.join().unwrap_or_default(),
+        usage.ru_maxrss as u64,
+    )
+}
+
+/// Decompression bombs are refused from the header, before a buffer of that size
+/// exists: `apply` fails the file with one line, `watch` moves it to `failed/`; memory
+/// stays small (a 20000x20000 RGB image would be 1.2 GB).
+#[test]
+fn decompression_bombs_are_refused_from_their_header() {
+    let tmp = common::tempdir();
+    let seeds = common::workspace_root().join("fuzz/corpus/still");
+    for bomb in ["seed-bomb.png", "seed-bomb.ppm"] {
+        let mut cmd = Command::new(common::bin());
+        cmd.args(["apply", "-f", "gaussian_blur=2", "-o"])
+            .arg(tmp.path().join("a"))
+            .arg(seeds.join(bomb));
+        let (code, err, rss) = run_measured(&mut cmd);
+        assert_eq!(code, Some(1), "{bomb}: {err}");
+        assert!(err.contains("over the limit of 178956970"), "{bomb}: {err}");
+        assert!(rss < 200 * 1024, "{bomb}: peak RSS {rss} KiB");
+    }
+    let hot = tmp.path().join("hot");
+    std::fs::create_dir_all(&hot).expect("mkdir");
+    std::fs::copy(seeds.join("seed-bomb.png"), hot.join("bomb.png")).expect("copy");
+    let mut cmd = Command::new(common::bin());
+    cmd.args(["watch", &s(&hot), "--once", "-o", &s(&tmp.path().join("w"))]);
+    let (code, err, rss) = run_measured(&mut cmd);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(hot.join("failed/bomb.png").exists(), "{err}");
+    assert!(rss < 200 * 1024, "peak RSS {rss} KiB");
+    // A lower --max-pixels refuses an ordinary image the same way.
+    let mut cmd = Command::new(common::bin());
+    cmd.args(["apply", "--max-pixels", "10", "-o"])
+        .arg(tmp.path().join("small"))
+        .arg(seeds.join("seed-rgb.png"));
+    let (code, err, _) = run_measured(&mut cmd);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("over the limit of 10 "), "{err}");
+}
+
+/// `watch` reads regular files only, at most `--max-file-size`, and only once the first
+/// bytes say they are an image: a symlink to /dev/zero, a 3 GB sparse "huge.jpg", a FIFO
+/// and an oversized file cost nothing and go to `failed/` (the FIFO is not even opened);
+/// the real image next to them is processed.
+#[test]
+fn watch_reads_only_regular_image_files_within_the_size_limit() {
+    let tmp = common::tempdir();
+    let hot = tmp.path().join("hot");
+    std::fs::create_dir_all(&hot).expect("mkdir");
+    let seeds = common::workspace_root().join("fuzz/corpus/still");
+    std::fs::copy(seeds.join("seed-rgb.png"), hot.join("ok.png")).expect("copy");
+    std::os::unix::fs::symlink("/dev/zero", hot.join("zero.jpg")).expect("symlink");
+    let huge = std::fs::File::create(hot.join("huge.jpg")).expect("create");
+    huge.set_len(3 << 30).expect("sparse 3 GB");
+    drop(huge);
+    let fifo = std::ffi::CString::new(s(&hot.join("pipe.jpg"))).expect("path");
+    // SAFETY: mkfifo(3) with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    // Small, but no image format: refused from its first bytes.
+    std::fs::write(hot.join("zeros.jpg"), [0u8; 40]).expect("zeros");
+    // Larger than the limit below, a real image all the same.
+    std::fs::copy(seeds.join("seed-palette.png"), hot.join("big.png")).expect("copy");
+    let limit = std::fs::metadata(seeds.join("seed-rgb.png"))
+        .expect("meta")
+        .len()
+        + 10;
+    let mut cmd = Command::new(common::bin());
+    cmd.args([
+        "watch",
+        &s(&hot),
+        "--once",
+        "--max-file-size",
+        &limit.to_string(),
+    ])
+    .args(["-o", &s(&tmp.path().join("out"))]);
+    let start = Instant::now();
+    let (code, err, rss) = run_measured(&mut cmd);
+    assert_eq!(code, Some(1), "some inputs failed: {err}");
+    assert!(start.elapsed() < Duration::from_secs(30), "{err}");
+    assert!(rss < 200 * 1024, "peak RSS {rss} KiB: {err}");
+    assert_eq!(
+        common::list_dir(&tmp.path().join("out")),
+        ["ok.png"],
+        "{err}"
+    );
+    let failed = common::list_dir(&hot.join("failed"));
+    for name in ["zero.jpg", "huge.jpg", "big.png", "zeros.jpg"] {
+        assert!(
+            failed.contains(&name.to_string()),
+            "{name} not in failed/ {failed:?}: {err}"
+        );
+    }
+    assert!(err.contains("only regular files are read"), "{err}");
+    assert!(err.contains("not an image"), "{err}");
+    assert!(err.contains("--max-file-size"), "{err}");
+}

@@ -12,8 +12,9 @@
 use frameflow_filters::{ImageBuf, Mode};
 use std::path::Path;
 
-/// Pillow's `Image.MAX_IMAGE_PIXELS`: the default of `--max-pixels`.
-pub const DEFAULT_MAX_PIXELS: u64 = 178_956_970;
+/// Pillow's `Image.MAX_IMAGE_PIXELS`: the default of `--max-pixels` (one constant for
+/// video frames and still images).
+pub use super::DEFAULT_MAX_PIXELS;
 
 /// Limits applied to every decoded image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use crate::pipeline::stats::Stats;
 use crate::sink::atomic::{AtomicDir, Replace, WriteError};
 use crate::sink::encode::{EncoderSet, ImageFormat};
 use crate::sink::naming::NameValues;
-use crate::source::still::{StillDecoder, StillLimits};
+use crate::source::still::StillDecoder;
 use crossbeam_channel::{Receiver, Sender, bounded};
 use frameflow_filters::{ImageBuf, Scratch};
 use std::fs;
@@ -167,8 +167,19 @@ pub fn find_existing(out_dir: &Path, rel: &str, mtime: SystemTime) -> Existing {
 
 /// Reads the first bytes of a file (for the output format without reading it all).
 pub fn read_head(path: &Path) -> io::Result<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt as _;
     let mut head = vec![0u8; 16];
-    let mut f = fs::File::open(path)?;
+    // Never blocks on a FIFO; never reads what is not a regular file.
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
     let mut n = 0;
     while n < head.len() {
         match f.read(&mut head[n..])? {
@@ -187,7 +198,7 @@ impl<'a> Worker<'a> {
             stats,
             scratch: Scratch::default(),
             encoders: EncoderSet::new(cfg.job.quality),
-            decoder: StillDecoder::with_limits(StillLimits::default()),
+            decoder: StillDecoder::with_limits(cfg.job.limits),
             data: Vec::new(),
             img: ImageBuf::default(),
             recycled,
@@ -198,22 +209,27 @@ impl<'a> Worker<'a> {
         let cfg = self.cfg;
         let path = cfg.dir.join(rel);
         let started = Instant::now();
-        let mut file = match fs::File::open(&path) {
+        // Only regular files (a symlink only to one), at most --max-file-size, and only
+        // once the first bytes say it is an image: a link to /dev/zero or a sparse
+        // "huge.jpg" costs nothing.
+        let meta = match crate::batch::read_input(&path, cfg.job.max_file_size, &mut self.data) {
+            Ok(m) => m,
+            Err(crate::batch::InputError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
+                return Step::Done(Outcome::Vanished);
+            }
+            Err(crate::batch::InputError::Io(e)) => {
+                return Step::Done(Outcome::Stuck(format!("cannot read: {e}")));
+            }
+            Err(crate::batch::InputError::Refused(reason)) => {
+                return Step::Done(Outcome::Unusable(reason));
+            }
+        };
+        // Reopened for the busy check below (the read was from a file now closed).
+        let file = match fs::File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Step::Done(Outcome::Vanished),
             Err(e) => return Step::Done(Outcome::Stuck(format!("cannot open: {e}"))),
         };
-        self.data.clear();
-        let read = file
-            .read_to_end(&mut self.data)
-            .and_then(|_| file.metadata());
-        let meta = match read {
-            Ok(m) => m,
-            Err(e) => return Step::Done(Outcome::Stuck(format!("cannot read: {e}"))),
-        };
-        if !meta.is_file() {
-            return Step::Done(Outcome::Vanished);
-        }
         let mtime = match meta.modified() {
             Ok(t) => t,
             Err(e) => {
