@@ -1131,6 +1131,18 @@ fn stream_result(
             );
         }
     }
+    // A file whose video stream gives no frame at all (a picture size its decoder
+    // refuses, packets it cannot use) is a failed job, not "wrote 0 frames".
+    if !cfg.input.is_live() && !outcome.stopped_early && r.frames_decoded == 0 {
+        anyhow::bail!(
+            "{prefix}input '{}': no frame could be decoded from its video stream ({})",
+            cfg.input.raw,
+            match &outcome.damage.last_error {
+                Some(e) => format!("the decoder said: {e}"),
+                None => "it has none".to_string(),
+            }
+        );
+    }
     // A live input's frames lost to a full disk are counted and warned about; the run
     // itself went on as it should. Any other failed frame fails the run.
     let disk_full = r.streams.iter().map(|s| s.failed.disk_full).sum::<u64>();

@@ -635,3 +635,39 @@ fn watch_reads_only_regular_image_files_within_the_size_limit() {
     assert!(err.contains("not an image"), "{err}");
     assert!(err.contains("--max-file-size"), "{err}");
 }
+
+/// A video whose stream gives no frame at all is a failed job (exit 1, one line saying
+/// so), not "wrote 0 frames" and exit 0.
+#[test]
+fn a_video_that_yields_no_frame_is_a_failure() {
+    let tmp = common::tempdir();
+    let empty = tmp.path().join("empty.mp4");
+    // Every packet dropped by the noise bitstream filter: a video stream with no frame.
+    common::ffmpeg(
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=64x48",
+            "-t",
+            "1",
+            "-c:v",
+            "libx264",
+            "-bsf:v",
+            "noise=amount=-1",
+            &s(&empty),
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    let r = common::frameflow(
+        ["run", "-i", &s(&empty), "-o", &s(&tmp.path().join("o"))],
+        T,
+    );
+    r.assert_code(1);
+    assert!(
+        r.stderr.contains("no frame could be decoded"),
+        "{}",
+        r.describe()
+    );
+}
