@@ -110,7 +110,7 @@ pub struct OpenOptions {
 
 /// Pillow's decompression-bomb threshold (`Image.MAX_IMAGE_PIXELS`): the default limit
 /// for video frames and still images.
-pub const DEFAULT_MAX_PIXELS: u64 = 178_956_970;
+pub use still::DEFAULT_MAX_PIXELS;
 
 /// How many threads libavcodec decodes with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -12,9 +12,10 @@
 use frameflow_filters::{ImageBuf, Mode};
 use std::path::Path;
 
-/// Pillow's `Image.MAX_IMAGE_PIXELS`: the default of `--max-pixels` (one constant for
-/// video frames and still images).
-pub use super::DEFAULT_MAX_PIXELS;
+/// Pillow's `Image.MAX_IMAGE_PIXELS`: the default of `--max-pixels`, for still images
+/// and video frames alike (`source::DEFAULT_MAX_PIXELS` is this one; this module stays
+/// self-contained for the fuzz targets, which compile it alone).
+pub const DEFAULT_MAX_PIXELS: u64 = 178_956_970;
 
 /// Limits applied to every decoded image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
