@@ -256,14 +256,21 @@ impl<'a> Worker<'a> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "image".into());
         let time = utc_timestamp(SystemTime::now());
-        let rel = job.template.render(&NameValues {
-            index,
-            pts_ms: 0,
-            time: &time,
-            stream: "apply",
-            stem: &stem,
-            ext: format.extension(),
-        });
+        // Checked after rendering, as every writer's names are: it stays inside `-o`.
+        let rel = job
+            .template
+            .render_checked(&NameValues {
+                index,
+                pts_ms: 0,
+                time: &time,
+                stream: "apply",
+                stem: &stem,
+                ext: format.extension(),
+            })
+            .map_err(|e| ApplyError::Refused {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
         let write_err = |source| ApplyError::Write {
             path: path.to_path_buf(),
             source,

@@ -671,3 +671,35 @@ fn a_video_that_yields_no_frame_is_a_failure() {
         r.describe()
     );
 }
+
+/// A template that an empty label would turn into `../..` is refused at start in a
+/// `--config` stream too (usage error, nothing written anywhere), as on the command line
+/// (`tests/names.rs`).
+#[test]
+fn a_config_label_cannot_make_names_escape() {
+    let tmp = common::tempdir();
+    let clip = small_clip(tmp.path());
+    let base = tmp.path().join("a/b");
+    std::fs::create_dir_all(&base).expect("mkdir");
+    std::fs::write(
+        base.join("c.toml"),
+        format!(
+            "[[stream]]\nlabel = \"\"\ninput = \"{}\"\nout = \"o\"\nname = \"..{{stream}}/..{{stream}}/x{{index}}.jpg\"\n",
+            s(&clip)
+        ),
+    )
+    .expect("config");
+    let mut cmd = Command::new(common::bin());
+    cmd.current_dir(&base).args(["run", "--config", "c.toml"]);
+    let r = common::run_with_timeout(&mut cmd, T);
+    r.assert_code(2);
+    assert!(r.stderr.contains("c.toml"), "{}", r.describe());
+    for dir in [tmp.path().to_path_buf(), tmp.path().join("a"), base.clone()] {
+        assert!(
+            !common::list_dir(&dir).iter().any(|n| n.starts_with('x')),
+            "{}: {:?}",
+            dir.display(),
+            common::list_dir(&dir)
+        );
+    }
+}

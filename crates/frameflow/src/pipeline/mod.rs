@@ -799,7 +799,11 @@ fn decode_loop(
                 state.edge = Some((now, rel_ms));
             }
             stats.live_lag(Duration::from_secs_f64(behind_ms.max(0.0) / 1000.0));
-            if behind_ms > YIELD_AFTER_LAG_MS && !shared.workers_yield.swap(true, Ordering::Relaxed)
+            // With `block` the decoder waits for the workers on purpose: its lag is the
+            // policy's, not starvation, and the workers must not be slowed for it.
+            if cfg.overload != Overload::Block
+                && behind_ms > YIELD_AFTER_LAG_MS
+                && !shared.workers_yield.swap(true, Ordering::Relaxed)
             {
                 tracing::info!(
                     input = %cfg.input.raw,

@@ -279,7 +279,9 @@ fn kept_and_done(cfg: &WatchConfig, path: &Path, rel: &Path) -> bool {
     let Ok(mtime) = meta.modified() else {
         return false;
     };
-    let out_rel = worker::output_rel(&cfg.job, rel, cfg.job.output_format(&head));
+    let Ok(out_rel) = worker::output_rel(&cfg.job, rel, cfg.job.output_format(&head)) else {
+        return false;
+    };
     matches!(
         worker::find_existing(&cfg.job.out_dir, &out_rel, mtime),
         Existing::Done(_)

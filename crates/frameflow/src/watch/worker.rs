@@ -125,24 +125,29 @@ pub struct Writer<'a> {
     recycled: &'a Recycler,
 }
 
-/// The output name (relative to the output directory) of input `rel`.
-pub fn output_rel(job: &ImageJob, rel: &Path, format: ImageFormat) -> String {
+/// The output name (relative to the output directory) of input `rel`, checked after
+/// rendering like every writer's (it stays inside the output directory); the reason
+/// when it would not.
+pub fn output_rel(job: &ImageJob, rel: &Path, format: ImageFormat) -> Result<String, String> {
     let stem = rel
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "image".into());
-    let name = job.template.render(&NameValues {
-        index: 0,
-        pts_ms: 0,
-        time: "",
-        stream: "watch",
-        stem: &stem,
-        ext: format.extension(),
-    });
-    match rel.parent().filter(|p| !p.as_os_str().is_empty()) {
+    let name = job
+        .template
+        .render_checked(&NameValues {
+            index: 0,
+            pts_ms: 0,
+            time: "",
+            stream: "watch",
+            stem: &stem,
+            ext: format.extension(),
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(match rel.parent().filter(|p| !p.as_os_str().is_empty()) {
         Some(dir) => format!("{}/{name}", dir.to_string_lossy()),
         None => name,
-    }
+    })
 }
 
 /// Where an earlier run put the output of an input with this mtime, if it did: the
@@ -237,7 +242,10 @@ impl<'a> Worker<'a> {
             }
         };
         let format = cfg.job.output_format(&self.data);
-        let out_rel = output_rel(&cfg.job, rel, format);
+        let out_rel = match output_rel(&cfg.job, rel, format) {
+            Ok(r) => r,
+            Err(reason) => return Step::Done(Outcome::Unusable(reason)),
+        };
         let first_free = match find_existing(&cfg.job.out_dir, &out_rel, mtime) {
             Existing::Done(out) => {
                 return Step::Done(match dispose(cfg, &path, rel, &meta) {
