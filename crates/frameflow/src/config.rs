@@ -198,7 +198,22 @@ impl ConfigFile {
             Ok(Some(s))
         };
         let settings = |t: &RawTable| -> Result<Vec<Setting>, ConfigError> {
-            t.iter().map(|(k, v)| setting(k, v)).collect()
+            let list: Vec<Setting> = t
+                .iter()
+                .map(|(k, v)| setting(k, v))
+                .collect::<Result<_, _>>()?;
+            // `max-frames` and `max_frames` are one key: given both, which would win?
+            for (i, a) in list.iter().enumerate() {
+                if let Some(b) = list[..i].iter().find(|b| b.key == a.key) {
+                    return Err(ConfigError::Key {
+                        path: path.to_path_buf(),
+                        line: a.line,
+                        key: a.key.clone(),
+                        message: format!("given twice in one table (also on line {})", b.line),
+                    });
+                }
+            }
+            Ok(list)
         };
         let mut streams = Vec::with_capacity(raw.stream.len());
         for (i, s) in raw.stream.iter().enumerate() {
@@ -354,6 +369,16 @@ reconnect = false
         .unwrap_err()
         .to_string();
         assert!(e.starts_with("c.toml:2: ") && e.contains("bogus"), "{e}");
+        let e = ConfigFile::parse(
+            Path::new("c.toml"),
+            "[[stream]]\ninput = \"a.mp4\"\nmax-frames = 1\nmax_frames = 2\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "c.toml:4: key 'max_frames': given twice in one table (also on line 3)"
+        );
         let e = ConfigFile::parse(Path::new("c.toml"), "serve = 1\n")
             .unwrap_err()
             .to_string();

@@ -632,10 +632,16 @@ fn time_len(s: &str) -> Option<usize> {
         .then_some(SHAPE.len())
 }
 
-/// Backtracking matcher: literals must match exactly, `{index}`/`{pts}` match digits (and a
-/// sign for pts), `{time}` a timestamp, `{ext}` the run's extension, `{stream}`/`{stem}`
-/// their known (sanitised) value or else a non-empty run without `/`. Records a match in
-/// `best`, with the largest index among all ways to match.
+/// Whether `s` can be rendered by `parts`, and with which `{index}` (the largest, when
+/// several splits match): literals must match exactly, `{index}`/`{pts}` match digits
+/// (and a sign for pts), `{time}` a timestamp, `{ext}` the run's extension,
+/// `{stream}`/`{stem}` their known (sanitised) value or else a non-empty run without `/`.
+/// Sets `best` (`Some(None)`: a match without `{index}`), combined with `index` already
+/// captured.
+///
+/// Dynamic programming over (part, position) — a free `{stream}`/`{stem}` field can take
+/// any length, and trying every split of every one of them was exponential in their
+/// number (found by the `template` fuzz target: seconds for one name at start-up).
 fn match_parts(
     parts: &[Part],
     s: &str,
@@ -643,52 +649,80 @@ fn match_parts(
     index: Option<u64>,
     best: &mut Option<Option<u64>>,
 ) {
-    let Some((first, rest)) = parts.split_first() else {
-        if s.is_empty() {
-            let prev = best.flatten();
-            *best = Some(match (prev, index) {
-                (Some(a), Some(b)) => Some(a.max(b)),
-                (a, b) => a.or(b),
-            });
-        }
-        return;
-    };
-    match first {
-        Part::Literal(lit) => {
-            if let Some(tail) = s.strip_prefix(lit.as_str()) {
-                match_parts(rest, tail, known, index, best);
-            }
-        }
-        Part::Field { field, width } => match field {
-            Field::Ext => {
-                if let Some(tail) = s.strip_prefix(known.ext) {
-                    match_parts(rest, tail, known, index, best);
-                }
-            }
+    let mut memo = std::collections::HashMap::new();
+    if let Some(found) = match_from(parts, 0, s, 0, known, &mut memo) {
+        let found = max_index(found, index);
+        *best = Some(match *best {
+            Some(prev) => max_index(prev, found),
+            None => found,
+        });
+    }
+}
+
+fn max_index(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+type Memo = std::collections::HashMap<(usize, usize), Option<Option<u64>>>;
+
+/// [`match_parts`] from part `i` at byte `pos` of `s`: the best `{index}` captured from
+/// there on, `None` when the rest cannot match.
+fn match_from(
+    parts: &[Part],
+    i: usize,
+    s: &str,
+    pos: usize,
+    known: &Known<'_>,
+    memo: &mut Memo,
+) -> Option<Option<u64>> {
+    if let Some(r) = memo.get(&(i, pos)) {
+        return *r;
+    }
+    let rest = &s[pos..];
+    let result = match parts.get(i) {
+        None => rest.is_empty().then_some(None),
+        Some(Part::Literal(lit)) => match rest.strip_prefix(lit.as_str()) {
+            Some(_) => match_from(parts, i + 1, s, pos + lit.len(), known, memo),
+            None => None,
+        },
+        Some(Part::Field { field, width }) => match field {
+            Field::Ext => match rest.strip_prefix(known.ext) {
+                Some(_) => match_from(parts, i + 1, s, pos + known.ext.len(), known, memo),
+                None => None,
+            },
             Field::Index | Field::Pts => {
-                let signed = *field == Field::Pts && s.starts_with('-');
-                let body = if signed { &s[1..] } else { s };
+                let signed = *field == Field::Pts && rest.starts_with('-');
+                let sign = usize::from(signed);
+                let body = &rest[sign..];
                 let ndigits = body.bytes().take_while(u8::is_ascii_digit).count();
                 let min = (*width).max(1);
+                let mut found: Option<Option<u64>> = None;
                 for n in (min..=ndigits).rev() {
-                    let digits = &body[..n];
-                    let tail = &body[n..];
-                    let idx = if *field == Field::Index {
-                        match digits.parse::<u64>() {
+                    let here = if *field == Field::Index {
+                        match body[..n].parse::<u64>() {
                             Ok(v) => Some(v),
                             Err(_) => continue,
                         }
                     } else {
-                        index
+                        None
                     };
-                    match_parts(rest, tail, known, idx, best);
+                    if let Some(sub) = match_from(parts, i + 1, s, pos + sign + n, known, memo) {
+                        let cand = max_index(here, sub);
+                        found = Some(match found {
+                            Some(f) => max_index(f, cand),
+                            None => cand,
+                        });
+                    }
                 }
+                found
             }
-            Field::Time => {
-                if let Some(n) = time_len(s) {
-                    match_parts(rest, &s[n..], known, index, best);
-                }
-            }
+            Field::Time => match time_len(rest) {
+                Some(n) => match_from(parts, i + 1, s, pos + n, known, memo),
+                None => None,
+            },
             Field::Stream | Field::Stem => {
                 let value = if *field == Field::Stream {
                     known.stream
@@ -696,20 +730,31 @@ fn match_parts(
                     known.stem
                 };
                 if let Some(v) = value {
-                    if let Some(tail) = s.strip_prefix(sanitised(v).as_str()) {
-                        match_parts(rest, tail, known, index, best);
+                    let v = sanitised(v);
+                    match rest.strip_prefix(v.as_str()) {
+                        Some(_) => match_from(parts, i + 1, s, pos + v.len(), known, memo),
+                        None => None,
                     }
-                    return;
-                }
-                let limit = s.find('/').unwrap_or(s.len());
-                for n in 1..=limit {
-                    if s.is_char_boundary(n) {
-                        match_parts(rest, &s[n..], known, index, best);
+                } else {
+                    let limit = rest.find('/').unwrap_or(rest.len());
+                    let mut found: Option<Option<u64>> = None;
+                    for n in 1..=limit {
+                        if rest.is_char_boundary(n)
+                            && let Some(sub) = match_from(parts, i + 1, s, pos + n, known, memo)
+                        {
+                            found = Some(match found {
+                                Some(f) => max_index(f, sub),
+                                None => sub,
+                            });
+                        }
                     }
+                    found
                 }
             }
         },
-    }
+    };
+    memo.insert((i, pos), result);
+    result
 }
 
 #[cfg(test)]
@@ -725,6 +770,17 @@ mod tests {
             stem: "..",
             ext: "jpg",
         }
+    }
+
+    #[test]
+    fn matching_many_free_fields_is_not_exponential() {
+        // Four free fields on a long name that does not match: every split of every field
+        // was tried before (n^4 here), now each (part, position) once.
+        let t = Template::parse("{stream}{stem}{stream}{stem}{index}.{ext}").unwrap();
+        let name = format!("{}.png", "a".repeat(400));
+        assert_eq!(t.match_index(&name, "jpg"), None);
+        let name = format!("{}7.jpg", "ab".repeat(200));
+        assert_eq!(t.match_index(&name, "jpg"), Some(7));
     }
 
     #[test]
