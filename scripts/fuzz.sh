@@ -7,6 +7,8 @@
 #   FUZZ_TARGETS="chain ..." targets to run (default: all of them)
 #   FUZZ_SANITIZER=address   address (default) or none (faster build and run, no ASan)
 #   FUZZ_STRICT=1            also check the invariants known to fail (see fuzz/README.md)
+#   FUZZ_TARGET_DIR=DIR      build there instead of fuzz/target (e.g. a cache kept
+#                            between CI runs: the cold build is most of the time)
 #
 # Only stable Rust is available: RUSTC_BOOTSTRAP=1 lets it take the -Z flags cargo-fuzz
 # passes (sanitizer, coverage instrumentation).
@@ -29,6 +31,10 @@ fi
 # Release with debug assertions and overflow checks; 16 codegen units build much faster
 # than cargo-fuzz's default of 1 for little loss of speed.
 build_flags=(-O -a --codegen-units 16 -s "$FUZZ_SANITIZER")
+if [[ -n ${FUZZ_TARGET_DIR:-} ]]; then
+    mkdir -p "$FUZZ_TARGET_DIR"
+    build_flags+=(--target-dir "$(cd "$FUZZ_TARGET_DIR" && pwd)")
+fi
 
 start=$(date +%s)
 (cd fuzz && cargo fuzz build "${build_flags[@]}")
