@@ -6,7 +6,6 @@
 #   FUZZ_SECONDS=30          seconds per target (default 30)
 #   FUZZ_TARGETS="chain ..." targets to run (default: all of them)
 #   FUZZ_SANITIZER=address   address (default) or none (faster build and run, no ASan)
-#   FUZZ_STRICT=1            also check the invariants known to fail (see fuzz/README.md)
 #   FUZZ_TARGET_DIR=DIR      build there instead of fuzz/target (e.g. a cache kept
 #                            between CI runs: the cold build is most of the time)
 #
