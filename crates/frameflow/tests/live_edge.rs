@@ -63,16 +63,16 @@ fn a_chain_slower_than_the_stream_drops_frames_and_keeps_up_with_the_live_edge()
     );
     assert_eq!(written + dropped, decoded, "{}", run.describe());
     assert_eq!(common::list_dir(&out).len() as u64, written);
-    // On the stream's own clock: the decoder was never far behind it (it was 8 s behind
-    // after 16 s of a 1080p stream when the workers took its CPU). The bound leaves room
-    // for a loaded machine: the yield starts at 250 ms behind.
+    // On the stream's own clock: the decoder stayed within about DROP_GRACE (1 s) of it.
+    // It fell another second behind each time a slot happened to be free (the drop
+    // deadline was counted from there): 3 to 6 s behind after 20 s here.
     let text = std::fs::read_to_string(&stats).expect("stats");
     let v: serde_json::Value = serde_json::from_str(&text).expect("json");
     let lag = v["streams"][0]["live_lag_ms"]["max"]
         .as_u64()
         .expect("live_lag_ms.max");
     assert!(
-        lag <= 2500,
+        lag <= 1600,
         "the decoder fell {lag} ms behind the stream: {text}"
     );
 }

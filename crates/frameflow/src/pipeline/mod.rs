@@ -710,9 +710,6 @@ struct DecodeState {
     /// Stream time (ms) of the last frame.
     last_rel_ms: f64,
     next_fps_ms: Option<f64>,
-    /// Live inputs: (wall time, stream time in ms) of the last frame that found a free
-    /// slot at once, i.e. when the pipeline was last keeping up with the stream.
-    anchor: Option<(Instant, f64)>,
     /// `--start` on a file: where the seek to the keyframe before it stands.
     seek: StartSeek,
     /// Live inputs: (wall time, stream time in ms) of the frame that was most on time on
@@ -743,7 +740,6 @@ impl DecodeState {
     fn reconnected(&mut self, gap_ms: f64) {
         self.first_pts = None;
         self.pts_offset = self.last_rel_ms + gap_ms;
-        self.anchor = None;
         self.edge = None;
         self.decoded_here = 0;
     }
@@ -869,16 +865,15 @@ fn decode_loop(
             let ticks = ((rel_ms - next) / step).floor() + 1.0;
             state.next_fps_ms = Some(next + ticks * step);
         }
-        // A live frame is due when the stream time since the pipeline last kept up has
-        // passed on the wall clock; a drop policy drops only once it is DROP_GRACE late.
-        let due = live.then(|| {
-            let (t0, r0) = *state.anchor.get_or_insert((Instant::now(), rel_ms));
+        // A live frame is due when its stream time has passed on the wall clock, counted
+        // from the moment the stream was most on time (the live edge); a drop policy
+        // drops only once it is DROP_GRACE late. Never from a later moment (such as the
+        // last time a slot happened to be free): each such reset let the pipeline fall
+        // another DROP_GRACE behind, seconds after a minute of a slow chain.
+        let due = state.edge.map(|(t0, r0)| {
             t0 + Duration::from_secs_f64((rel_ms - r0).max(0.0) / 1000.0) + DROP_GRACE
         });
-        let (slot, at_once) = acquire(shared, pool, rx, due);
-        if live && at_once {
-            state.anchor = Some((Instant::now(), rel_ms));
-        }
+        let slot = acquire(shared, pool, rx, due);
         let Some(slot) = slot else { continue };
         let frame = Frame {
             seq: state.seq,
@@ -1027,36 +1022,35 @@ fn supervise(
 /// pipeline within this bound of the live edge.
 pub const DROP_GRACE: Duration = Duration::from_millis(1000);
 
-/// A free slot for the next frame, under the overload policy, and whether one was free
-/// at once. `None` means the frame is not to be handed over: dropped (counted here) or
-/// the run is stopping. `due` is when a live frame becomes overdue; `None` (files) means a
+/// A free slot for the next frame, under the overload policy. `None` means the frame is
+/// not to be handed over: dropped (counted here) or the run is stopping. `due` is when a live frame becomes overdue; `None` (files) means a
 /// drop policy drops as soon as no slot is free.
 fn acquire(
     shared: &Shared<'_>,
     pool: &SlotPool,
     rx: &Receiver<Frame>,
     due: Option<Instant>,
-) -> (Option<Slot>, bool) {
+) -> Option<Slot> {
     let policy = shared.cfg.overload;
     let tick = Duration::from_millis(50);
     if let Some(b) = pool.try_get() {
-        return (Some(b), true);
+        return Some(b);
     }
     loop {
         if shared.control.stop.load(Ordering::Relaxed) {
-            return (None, false);
+            return None;
         }
         let now = Instant::now();
         let overdue = due.is_none_or(|d| now >= d);
         if policy != Overload::Block && overdue {
             if policy == Overload::DropNewest {
                 shared.stats.dropped(DropReason::DropNewest);
-                return (None, false);
+                return None;
             }
             if let Ok(old) = rx.try_recv() {
                 shared.stats.dropped(DropReason::DropOldest);
                 shared.finish(old.seq, None);
-                return (Some(old.slot), false);
+                return Some(old.slot);
             }
             // Every slot is inside a worker: wait for one to come back.
         }
@@ -1067,7 +1061,7 @@ fn acquire(
             _ => tick,
         };
         if let Some(b) = pool.get_timeout(wait) {
-            return (Some(b), false);
+            return Some(b);
         }
     }
 }

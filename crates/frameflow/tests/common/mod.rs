@@ -672,11 +672,12 @@ pub fn http_request(port: u16, path: &str, headers: &str) -> String {
     };
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("read timeout");
-    write!(
+    // A server that answers before reading (a 503 over the connection cap) may have
+    // closed already: the reply is what counts, not whether the request went out.
+    let _ = write!(
         conn,
         "GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n"
-    )
-    .expect("send the request");
+    );
     let mut reply = Vec::new();
     let _ = conn.read_to_end(&mut reply);
     String::from_utf8_lossy(&reply).into_owned()
