@@ -167,9 +167,10 @@ pub fn decode_image(path: &Path, data: &[u8], limits: StillLimits) -> Result<Ima
     Ok(out)
 }
 
-/// A decoder for one thread that decodes image after image into the caller's buffer: it
-/// keeps its libjpeg-turbo handle, and a JPEG is decompressed straight into `out`, which
-/// keeps its capacity, so a stream of same-sized JPEGs allocates nothing per image.
+/// A decoder for one thread that decodes image after image into the caller's buffer: a
+/// JPEG is decompressed straight into `out`, which keeps its capacity, so a stream of
+/// same-sized JPEGs allocates no pixel buffer per image (the libjpeg-turbo handle is new
+/// for each image: one keeps the tables of the image before).
 /// Pixels are exactly those of [`decode_image`] (same library, same settings).
 #[derive(Default)]
 pub struct StillDecoder {
@@ -232,12 +233,13 @@ impl StillDecoder {
             format: StillFormat::Jpeg.name(),
             reason,
         };
-        let d = match &mut self.jpeg {
-            Some(d) => d,
-            slot @ None => {
-                slot.insert(turbojpeg::Decompressor::new().map_err(|e| err(e.to_string()))?)
-            }
-        };
+        // A fresh handle per image: libjpeg keeps Huffman and quantisation tables from one
+        // image to the next in a handle, so a damaged or abbreviated JPEG would decode
+        // with the previous image's tables and its pixels would depend on what came
+        // before (found by the `still` fuzz target). A handle costs microseconds.
+        let d = self
+            .jpeg
+            .insert(turbojpeg::Decompressor::new().map_err(|e| err(e.to_string()))?);
         let header = d.read_header(data).map_err(|e| err(e.to_string()))?;
         header_ok(path, self.limits, header.width as u64, header.height as u64)?;
         let (mode, pf) = match header.colorspace {
@@ -430,6 +432,39 @@ mod tests {
             decode_image(p, &[0xFF, 0xD8, 0xFF, 0xE0, 0, 1], StillLimits::default()),
             Err(StillError::Decode { .. })
         ));
+    }
+
+    #[test]
+    fn a_reused_decoder_gives_each_jpeg_its_own_pixels() {
+        // A damaged JPEG that decoded with the tables of the JPEG before it.
+        let odd = std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../fuzz/corpus/still/seed-regress-reused-tables.jpg"),
+        )
+        .unwrap();
+        let p = Path::new("x.jpg");
+        let fresh = decode_image(p, &odd, StillLimits::default());
+        let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/still");
+        for before in [
+            "seed-ffmpeg.jpg",
+            "seed-gray.jpg",
+            "seed-progressive.jpg",
+            "seed-rgb.jpg",
+        ] {
+            let mut dec = StillDecoder::new();
+            let mut out = ImageBuf::default();
+            let first = std::fs::read(seeds.join(before)).unwrap();
+            let _ = dec.decode_into(p, &first, &mut out);
+            let reused = dec.decode_into(p, &odd, &mut out);
+            match (&fresh, reused) {
+                (Ok(img), Ok(())) => assert_eq!(img, &out, "after {before}"),
+                (Err(_), Err(_)) => {}
+                (a, b) => panic!(
+                    "after {before}: fresh {:?} vs reused {b:?}",
+                    a.as_ref().map(|_| ())
+                ),
+            }
+        }
     }
 
     fn jpeg(w: usize, h: usize, seed: u8) -> Vec<u8> {
