@@ -1,6 +1,6 @@
 //! `frameflow apply`: filter image files once, in parallel, writing atomically.
 
-use crate::pipeline::utc_timestamp;
+use crate::runtime::utc_timestamp;
 use crate::sink::atomic::{AtomicDir, Replace, WriteError};
 use crate::sink::encode::{EncodeError, EncoderSet, ImageFormat};
 use crate::sink::naming::{NameValues, Template};

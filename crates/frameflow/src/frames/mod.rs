@@ -7,7 +7,9 @@
 //! design, whatever the stream does. Each worker keeps its own RGB buffers, so no frame
 //! allocates once they have grown to the stream's size.
 
-use crate::source::Picture;
+pub mod convert;
+
+pub use convert::{ConvertError, Converter, Picture};
 use crossbeam_channel::{Receiver, Sender};
 use frameflow_filters::{ImageRef, Mode};
 use std::time::{Duration, Instant};

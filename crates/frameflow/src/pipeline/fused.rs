@@ -14,10 +14,10 @@
 //! emboss → JPEG); anything else takes the plain path.
 
 use crate::frames::FrameBuf;
+use crate::frames::convert::STRIP_ROWS;
+use crate::frames::{ConvertError, Converter, Picture};
 use crate::sink::encode::EncodeError;
 use crate::sink::rowjpeg::RowJpeg;
-use crate::source::convert::STRIP_ROWS;
-use crate::source::{ConvertError, Converter, Picture};
 use frameflow_filters::RowFilter;
 
 /// Why the fused path failed on a frame.

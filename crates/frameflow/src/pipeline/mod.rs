@@ -8,21 +8,20 @@
 //! - A file appears under its final name only when complete (see [`crate::sink::atomic`]).
 
 mod fused;
-pub mod stats;
 
+use crate::frames::{ConvertError, Converter, Picture};
 use crate::frames::{Frame, FrameBuf, Slot, SlotPool};
+use crate::runtime::stats::{DropReason, Report, SkipReason, Stats, StreamState};
+use crate::runtime::{Control, utc_timestamp};
 use crate::sink::atomic::{AtomicDir, Replace, TempFile, WriteError};
 use crate::sink::encode::{EncodeError, EncodeOptions, Encoder, ImageFormat};
 use crate::sink::naming::{NameValues, Template};
 use crate::sink::preview::{Feed, Preview, PreviewEncoder};
-use crate::source::{
-    ConvertError, Converter, Damage, InputSpec, OpenOptions, Picture, Source, SourceError,
-};
+use crate::source::{Damage, InputSpec, OpenOptions, Source, SourceError};
 use crate::supervisor::{Backoff, Clock, Decision, EndCause, ReconnectPolicy, SystemClock, decide};
 use crossbeam_channel::{Receiver, Sender};
 use frameflow_filters::{Chain, FilterError, Mode, Scratch};
 use fused::{Fused, FusedError};
-use stats::{DropReason, Report, SkipReason, Stats, StreamState};
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -30,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 /// What to do when frames arrive faster than the workers write them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Overload {
     /// Wait: the decoder (and so the input) is slowed down. Default for files.
     Block,
@@ -39,6 +38,12 @@ pub enum Overload {
     /// Discard the incoming frame.
     DropNewest,
 }
+
+named_choices!(Overload {
+    Block = "block": "Wait: the decoder (and so the input) is slowed down. Default for files",
+    DropOldest = "drop-oldest": "Discard the oldest queued frame. Default for live inputs",
+    DropNewest = "drop-newest": "Discard the incoming frame",
+});
 
 /// Frame selection.
 #[derive(Debug, Clone, Default)]
@@ -130,14 +135,6 @@ impl Taps {
             preview: preview.then(|| Arc::new(Preview::default())),
         }
     }
-}
-
-/// Signals shared with the signal handler: `stop` = finish in-flight frames and end;
-/// `abort` = drop everything now.
-#[derive(Debug, Clone, Default)]
-pub struct Control {
-    pub stop: Arc<AtomicBool>,
-    pub abort: Arc<AtomicBool>,
 }
 
 struct Pending {
@@ -1127,20 +1124,6 @@ const LIVE_WORKER_NICE: libc::c_int = 4;
 /// yield to it. Well under `DROP_GRACE`, so drops still come in time.
 const YIELD_AFTER_LAG_MS: f64 = 250.0;
 
-/// Lowers this thread's priority by `by` nice levels (Linux: nice is per thread).
-pub(crate) fn lower_this_thread(by: libc::c_int) {
-    // SAFETY: gettid has no preconditions; getpriority/setpriority only read and set
-    // the nice value of this thread.
-    unsafe {
-        let tid = libc::gettid() as libc::id_t;
-        *libc::__errno_location() = 0;
-        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
-        if *libc::__errno_location() == 0 {
-            let _ = libc::setpriority(libc::PRIO_PROCESS, tid, (now + by).min(19));
-        }
-    }
-}
-
 fn worker(shared: &Shared<'_>, rx: Receiver<Frame>, pool: SlotPool) {
     let mut yielded = false;
     let mut st = match WorkerState::new(shared.cfg) {
@@ -1157,7 +1140,7 @@ fn worker(shared: &Shared<'_>, rx: Receiver<Frame>, pool: SlotPool) {
     };
     for frame in rx.iter() {
         if !yielded && shared.workers_yield.load(Ordering::Relaxed) {
-            lower_this_thread(LIVE_WORKER_NICE);
+            crate::runtime::lower_this_thread(LIVE_WORKER_NICE);
             yielded = true;
         }
         shared
@@ -1308,46 +1291,5 @@ fn process(
             shared.discard_raw(raw);
             Err(e)
         }
-    }
-}
-
-/// `20261124T101530.123Z` for `{time}`.
-pub fn utc_timestamp(t: SystemTime) -> String {
-    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn utc_timestamps() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_795_515_330_123);
-        assert_eq!(utc_timestamp(t), "20261124T101530.123Z");
-        assert_eq!(
-            utc_timestamp(SystemTime::UNIX_EPOCH),
-            "19700101T000000.000Z"
-        );
-        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(utc_timestamp(leap), "20000229T000000.000Z");
     }
 }

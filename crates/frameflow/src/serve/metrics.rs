@@ -2,8 +2,8 @@
 //! stream, labelled `stream="LABEL"`.
 
 use super::{Registry, StreamView};
-use crate::pipeline::stats::StreamStats;
-use crate::pipeline::stats::{LATENCY_BUCKETS_S, SkipReason, StreamState};
+use crate::runtime::stats::StreamStats;
+use crate::runtime::stats::{LATENCY_BUCKETS_S, SkipReason, StreamState};
 use crate::sink::preview::Feed;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -210,7 +210,7 @@ pub fn render(reg: &Registry) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::stats::{DropReason, Stats};
+    use crate::runtime::stats::{DropReason, Stats};
     use std::sync::Arc;
     use std::time::Duration;
 

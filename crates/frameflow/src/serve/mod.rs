@@ -22,7 +22,7 @@
 mod metrics;
 mod scale;
 
-use crate::pipeline::stats::{Report, Stats};
+use crate::runtime::stats::{Report, Stats};
 use crate::sink::preview::{Feed, Preview, PreviewFrame};
 use axum::Router;
 use axum::body::Body;
@@ -317,7 +317,7 @@ pub fn start(
         // slows for them.
         .on_thread_start(|| {
             if std::thread::current().name() == Some("ff-serve-scale") {
-                crate::pipeline::lower_this_thread(10);
+                crate::runtime::lower_this_thread(10);
             }
         })
         .thread_name_fn(|| "ff-serve-scale".into())

@@ -1141,27 +1141,21 @@ mod tests {
         // A 100-byte buffer: the headers do not fit.
         let mut small = [0u8; 100];
         // SAFETY: a live handle and a writable 100-byte buffer, used only until the abort.
-        assert_eq!(
-            unsafe { ffi::rowjpeg_begin(rj, 16, 16, 75, small.as_mut_ptr(), small.len()) },
-            0
-        );
+        let begun = unsafe { ffi::rowjpeg_begin(rj, 16, 16, 75, small.as_mut_ptr(), small.len()) };
+        assert_eq!(begun, 0);
         assert_eq!(write(), -1);
         assert!(message(rj).contains("does not fit"), "{}", message(rj));
         // Too many rows: libjpeg's warning fails the write.
         let mut big = vec![0u8; 4096];
         // SAFETY: as above, with a 4096-byte buffer.
-        assert_eq!(
-            unsafe { ffi::rowjpeg_begin(rj, 16, 16, 75, big.as_mut_ptr(), big.len()) },
-            0
-        );
+        let begun = unsafe { ffi::rowjpeg_begin(rj, 16, 16, 75, big.as_mut_ptr(), big.len()) };
+        assert_eq!(begun, 0);
         assert_eq!(write(), 0);
         assert_eq!(write(), -1);
         // Rows narrower than the image's blocks are refused before libjpeg reads them.
         // SAFETY: as above.
-        assert_eq!(
-            unsafe { ffi::rowjpeg_begin(rj, 32, 16, 75, big.as_mut_ptr(), big.len()) },
-            0
-        );
+        let begun = unsafe { ffi::rowjpeg_begin(rj, 32, 16, 75, big.as_mut_ptr(), big.len()) };
+        assert_eq!(begun, 0);
         assert_eq!(write(), -1);
         assert!(message(rj).contains("narrower"), "{}", message(rj));
         // And the handle still encodes a frame exactly.

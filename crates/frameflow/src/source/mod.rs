@@ -6,14 +6,13 @@
 //! forever), and the colour matrix and range (see [`convert`]). Read errors are reported,
 //! never mistaken for the end of the stream.
 
-pub mod convert;
 pub mod probe;
 pub mod spec;
 pub mod still;
 
 pub use spec::{InputKind, InputSpec, SpecError};
 
-pub use convert::{ConvertError, Converter, Picture};
+pub use crate::frames::{ConvertError, Picture};
 use ff::ffi;
 use ffmpeg_next as ff;
 use std::ffi::{CStr, CString};
@@ -147,10 +146,73 @@ impl Default for OpenOptions {
 }
 
 /// RTSP lower transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RtspTransport {
     Tcp,
     Udp,
+}
+
+named_choices!(RtspTransport {
+    Tcp = "tcp": "",
+    Udp = "udp": "",
+});
+
+/// How much of FFmpeg's own log reaches stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FfmpegLog {
+    Quiet,
+    Errors,
+    Warnings,
+}
+
+/// [`init_ffmpeg`] with FFmpeg's log at `level`.
+pub fn init_ffmpeg_log(level: FfmpegLog) {
+    init_ffmpeg(match level {
+        FfmpegLog::Quiet => ffi::AV_LOG_QUIET,
+        FfmpegLog::Errors => ffi::AV_LOG_ERROR,
+        FfmpegLog::Warnings => ffi::AV_LOG_WARNING,
+    });
+}
+
+/// The FFmpeg libraries this process runs on, as they report themselves.
+#[derive(Debug, Clone)]
+pub struct LibraryVersions {
+    /// FFmpeg's release (`5.1.9-0+deb12u1`).
+    pub ffmpeg: String,
+    pub avformat: String,
+    pub avcodec: String,
+    pub avutil: String,
+    pub swscale: String,
+}
+
+/// The versions of the FFmpeg libraries loaded (for `--version`).
+pub fn library_versions() -> LibraryVersions {
+    let v = |n: u32| format!("{}.{}.{}", n >> 16, (n >> 8) & 0xff, n & 0xff);
+    // SAFETY: plain version queries without arguments.
+    let (avformat, avcodec, avutil, swscale) = unsafe {
+        (
+            ffi::avformat_version(),
+            ffi::avcodec_version(),
+            ffi::avutil_version(),
+            ffi::swscale_version(),
+        )
+    };
+    // SAFETY: av_version_info returns a static NUL-terminated string (or NULL).
+    let ffmpeg = unsafe {
+        let p = ffi::av_version_info();
+        if p.is_null() {
+            "unknown".to_string()
+        } else {
+            CStr::from_ptr(p).to_string_lossy().into_owned()
+        }
+    };
+    LibraryVersions {
+        ffmpeg,
+        avformat: v(avformat),
+        avcodec: v(avcodec),
+        avutil: v(avutil),
+        swscale: v(swscale),
+    }
 }
 
 /// Initialises FFmpeg once: devices (lavfi, v4l2) registered, library logging quieted
@@ -872,6 +934,71 @@ pub fn av_error_string(rc: c_int) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frames::convert::STRIP_ROWS;
+    use crate::frames::{Converter, FrameBuf};
+
+    /// The first picture of a lavfi source in `pix_fmt`.
+    fn picture(size: &str, pix_fmt: &str) -> Picture {
+        init_ffmpeg(ffmpeg_next::ffi::AV_LOG_QUIET);
+        // testsrc2 rounds its size to even numbers: scale to odd ones.
+        let (w, h) = size.split_once('x').unwrap();
+        let spec = InputSpec::parse(&format!(
+            "lavfi:testsrc2=size=640x360:rate=25,scale={w}:{h},format={pix_fmt}"
+        ))
+        .unwrap();
+        let mut src = Source::open(
+            &spec,
+            &OpenOptions::default(),
+            Arc::new(AtomicBool::new(false)),
+        )
+        .unwrap();
+        src.next_frame().unwrap().unwrap();
+        src.take_picture()
+    }
+
+    #[test]
+    fn strips_are_exact_for_direct_yuv_and_refused_otherwise() {
+        let mut conv = Converter::default();
+        for (size, fmt, want) in [
+            ("640x360", "yuv420p", true),
+            ("854x480", "yuv420p", true),
+            ("352x288", "yuv422p", true),
+            ("320x240", "yuvj420p", true),
+            ("321x240", "yuv420p", true),
+            ("320x241", "yuv420p", false),
+            ("352x288", "yuv444p", false),
+            ("352x288", "rgb24", false),
+        ] {
+            let pic = picture(size, fmt);
+            assert_eq!(conv.strips_exact(&pic).unwrap(), want, "{size} {fmt}");
+            // Strips of an exact geometry give the whole conversion's rows.
+            if want {
+                let mut whole = FrameBuf::default();
+                conv.convert(&pic, &mut whole).unwrap();
+                let mut rows = FrameBuf::default();
+                rows.reshape(pic.width(), STRIP_ROWS);
+                conv.convert_rows(&pic, STRIP_ROWS, STRIP_ROWS, &mut rows, 0)
+                    .unwrap();
+                let rb = pic.width() as usize * 3;
+                for y in 0..STRIP_ROWS as usize {
+                    let want_row =
+                        &whole.image().data[(y + STRIP_ROWS as usize) * whole.stride()..][..rb];
+                    assert_eq!(
+                        &rows.image().data[y * rows.stride()..][..rb],
+                        want_row,
+                        "{size} {fmt} row {y}"
+                    );
+                }
+            }
+        }
+        // Rows out of range, or not on a strip boundary, are refused.
+        let pic = picture("64x48", "yuv420p");
+        let mut rows = FrameBuf::default();
+        rows.reshape(64, STRIP_ROWS);
+        assert!(conv.convert_rows(&pic, 40, 16, &mut rows, 0).is_err());
+        assert!(conv.convert_rows(&pic, 8, 8, &mut rows, 0).is_err());
+        assert!(conv.convert_rows(&pic, 16, 16, &mut rows, 1).is_err());
+    }
 
     #[test]
     fn decoder_threads_follow_input_kind_and_bitrate() {

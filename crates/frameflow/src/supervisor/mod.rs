@@ -3,8 +3,8 @@
 //! Time is injected through [`Clock`], so the backoff and retry logic is tested without
 //! sleeping (moonfire-nvr style). The pipeline drives these; they hold no I/O.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+pub use crate::runtime::clock::{Clock, SystemClock};
+use std::time::Duration;
 
 /// Whether and how often a live input is reopened after it ends, fails or stalls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,36 +84,6 @@ impl Backoff {
     }
 }
 
-/// Time, injectable.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> Instant;
-    /// Waits `d`, or less if `stop` is set; returns false when stopped.
-    fn sleep(&self, d: Duration, stop: &AtomicBool) -> bool;
-}
-
-/// The real clock.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-    fn sleep(&self, d: Duration, stop: &AtomicBool) -> bool {
-        let end = Instant::now() + d;
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                return false;
-            }
-            let left = end.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return true;
-            }
-            std::thread::sleep(left.min(Duration::from_millis(20)));
-        }
-    }
-}
-
 /// Why a connection ended, as the supervisor sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndCause {
@@ -157,27 +127,8 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
-
-    /// A clock that advances only when slept on.
-    struct FakeClock {
-        now: Mutex<Instant>,
-        slept: Mutex<Vec<Duration>>,
-    }
-
-    impl Clock for FakeClock {
-        fn now(&self) -> Instant {
-            *self.now.lock().unwrap()
-        }
-        fn sleep(&self, d: Duration, stop: &AtomicBool) -> bool {
-            if stop.load(Ordering::Relaxed) {
-                return false;
-            }
-            *self.now.lock().unwrap() += d;
-            self.slept.lock().unwrap().push(d);
-            true
-        }
-    }
+    use crate::runtime::SimulatedClock;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     #[test]
     fn backoff_doubles_to_the_cap_with_jitter() {
@@ -284,10 +235,7 @@ mod tests {
 
     #[test]
     fn a_retry_loop_on_the_fake_clock_waits_the_backoff_without_sleeping() {
-        let clock = FakeClock {
-            now: Mutex::new(Instant::now()),
-            slept: Mutex::new(Vec::new()),
-        };
+        let clock = SimulatedClock::default();
         let start = clock.now();
         let stop = AtomicBool::new(false);
         let mut b = Backoff::with_seed(3);

@@ -11,8 +11,8 @@ pub mod fsops;
 mod worker;
 
 use crate::batch::ImageJob;
-use crate::pipeline::Control;
-use crate::pipeline::stats::{Report, Stats};
+use crate::runtime::Control;
+use crate::runtime::stats::{Report, Stats};
 use crate::sink::atomic::{self, AtomicDir, WriteError};
 use crate::sink::naming::{NameValues, Template};
 use check::is_ignored_name;

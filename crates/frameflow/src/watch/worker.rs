@@ -5,7 +5,7 @@ use super::check::complete_image;
 use super::fsops::{self, MAX_VARIANTS};
 use super::{Disposal, WatchConfig};
 use crate::batch::ImageJob;
-use crate::pipeline::stats::Stats;
+use crate::runtime::stats::Stats;
 use crate::sink::atomic::{AtomicDir, Replace, WriteError};
 use crate::sink::encode::{EncoderSet, ImageFormat};
 use crate::sink::naming::NameValues;

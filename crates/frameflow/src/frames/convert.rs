@@ -5,7 +5,7 @@
 //! range to `sws_setColorspaceDetails`; this module does the same, with the CLI's scaler
 //! flags, so the same libswscale code path runs and the bytes match.
 
-use crate::frames::FrameBuf;
+use super::FrameBuf;
 use ffmpeg_next::ffi;
 use std::ptr;
 
@@ -365,73 +365,6 @@ impl Converter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::{InputSpec, OpenOptions, Source};
-    use std::sync::Arc;
-    use std::sync::atomic::AtomicBool;
-
-    /// The first picture of a lavfi source in `pix_fmt`.
-    fn picture(size: &str, pix_fmt: &str) -> Picture {
-        crate::source::init_ffmpeg(ffmpeg_next::ffi::AV_LOG_QUIET);
-        // testsrc2 rounds its size to even numbers: scale to odd ones.
-        let (w, h) = size.split_once('x').unwrap();
-        let spec = InputSpec::parse(&format!(
-            "lavfi:testsrc2=size=640x360:rate=25,scale={w}:{h},format={pix_fmt}"
-        ))
-        .unwrap();
-        let mut src = Source::open(
-            &spec,
-            &OpenOptions::default(),
-            Arc::new(AtomicBool::new(false)),
-        )
-        .unwrap();
-        src.next_frame().unwrap().unwrap();
-        src.take_picture()
-    }
-
-    #[test]
-    fn strips_are_exact_for_direct_yuv_and_refused_otherwise() {
-        let mut conv = Converter::default();
-        for (size, fmt, want) in [
-            ("640x360", "yuv420p", true),
-            ("854x480", "yuv420p", true),
-            ("352x288", "yuv422p", true),
-            ("320x240", "yuvj420p", true),
-            ("321x240", "yuv420p", true),
-            ("320x241", "yuv420p", false),
-            ("352x288", "yuv444p", false),
-            ("352x288", "rgb24", false),
-        ] {
-            let pic = picture(size, fmt);
-            assert_eq!(conv.strips_exact(&pic).unwrap(), want, "{size} {fmt}");
-            // Strips of an exact geometry give the whole conversion's rows.
-            if want {
-                let mut whole = FrameBuf::default();
-                conv.convert(&pic, &mut whole).unwrap();
-                let mut rows = FrameBuf::default();
-                rows.reshape(pic.width(), STRIP_ROWS);
-                conv.convert_rows(&pic, STRIP_ROWS, STRIP_ROWS, &mut rows, 0)
-                    .unwrap();
-                let rb = pic.width() as usize * 3;
-                for y in 0..STRIP_ROWS as usize {
-                    let want_row =
-                        &whole.image().data[(y + STRIP_ROWS as usize) * whole.stride()..][..rb];
-                    assert_eq!(
-                        &rows.image().data[y * rows.stride()..][..rb],
-                        want_row,
-                        "{size} {fmt} row {y}"
-                    );
-                }
-            }
-        }
-        // Rows out of range, or not on a strip boundary, are refused.
-        let pic = picture("64x48", "yuv420p");
-        let mut rows = FrameBuf::default();
-        rows.reshape(64, STRIP_ROWS);
-        assert!(conv.convert_rows(&pic, 40, 16, &mut rows, 0).is_err());
-        assert!(conv.convert_rows(&pic, 8, 8, &mut rows, 0).is_err());
-        assert!(conv.convert_rows(&pic, 16, 16, &mut rows, 1).is_err());
-    }
-
     #[test]
     fn unknown_matrices_fall_back_to_bt601() {
         assert_eq!(matrix_for(1), 1); // BT.709

@@ -3,7 +3,7 @@
 //! It also rewrites `--stats-json` every 2 s. All of it reads the streams' counters from
 //! a thread of its own, never from the frame path.
 
-use frameflow::pipeline::stats::{Report, Stats, StreamStats};
+use frameflow::runtime::stats::{Report, Stats, StreamStats};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;

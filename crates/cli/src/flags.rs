@@ -76,15 +76,23 @@ frameflow watch in -f sharpen -o out --done in-done --failed in-failed")]
     Filters,
 }
 
+/// `run`: the process-wide options, then one stream's.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").args(["input", "config"]).required(true)))]
 pub struct RunArgs {
-    /// Input: a path, http(s)://, rtsp://, rtmp://, srt://, udp://, tcp://, an HLS playlist,
-    /// lavfi:<graph>, v4l2:<device>, or - for stdin.
-    #[arg(short, long, value_name = "SRC", required_unless_present = "config")]
-    pub input: Option<String>,
+    #[command(flatten)]
+    pub process: ProcessArgs,
+    #[command(flatten)]
+    pub stream: StreamOptions,
+}
+
+/// `run` options that belong to the whole process, not to one `[[stream]]` (in a
+/// `--config` file they go at its top). [`process_options`] lists them from here.
+#[derive(Debug, Args)]
+pub struct ProcessArgs {
     /// Run the streams of a TOML file, each with its own input, filter, output and
     /// supervisor, in one process ([[stream]] tables; keys are these options' long names).
-    #[arg(long, value_name = "FILE", conflicts_with = "input")]
+    #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Serve a web page with live previews and stats, /stream.mjpeg, /latest.jpg,
     /// /api/status and /metrics (Prometheus) on ADDR: a port (binds 127.0.0.1) or HOST:PORT.
@@ -98,9 +106,19 @@ pub struct RunArgs {
     /// take longer than 10 s are closed.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub serve_max_clients: Option<u64>,
-    /// Filter chain, e.g. emboss or emboss,grayscale (see `frameflow filters`). Empty: no filter.
-    #[arg(short = 'f', long = "filter", value_name = "CHAIN", default_value = "")]
-    pub chain: String,
+    #[command(flatten)]
+    pub stats: StatsArgs,
+}
+
+/// One stream's options: `run`'s command line without `--config`, or one `[[stream]]`.
+#[derive(Debug, Args)]
+pub struct StreamOptions {
+    /// Input: a path, http(s)://, rtsp://, rtmp://, srt://, udp://, tcp://, an HLS playlist,
+    /// lavfi:<graph>, v4l2:<device>, or - for stdin.
+    #[arg(short, long, value_name = "SRC")]
+    pub input: Option<String>,
+    #[command(flatten)]
+    pub filter: FilterArg,
     /// Output directory (created if missing).
     #[arg(short, long = "out", value_name = "DIR", default_value = "./frames")]
     pub out: PathBuf,
@@ -115,12 +133,8 @@ pub struct RunArgs {
     /// -o (e.g. '..{stream}' with an empty --label) is refused at start.
     #[arg(long, value_name = "TEMPLATE", default_value = "frame{index:06}.{ext}")]
     pub name: String,
-    /// Image format: jpg, png, webp, bmp, ppm (default: from the template's extension, else jpg).
-    #[arg(long, value_name = "FMT")]
-    pub format: Option<String>,
-    /// JPEG/WebP quality, 1..100 (JPEG: 4:2:0, as Pillow saves).
-    #[arg(long, value_name = "Q", default_value_t = 75, value_parser = clap::value_parser!(u8).range(1..=100))]
-    pub quality: u8,
+    #[command(flatten)]
+    pub encode: EncodeArgs,
     /// One frame per 1/R s of stream time.
     #[arg(long, value_name = "R", value_parser = positive_f64)]
     pub fps: Option<f64>,
@@ -139,16 +153,13 @@ pub struct RunArgs {
     /// Stop after writing N frames.
     #[arg(long, value_name = "N")]
     pub max_frames: Option<u64>,
-    /// Worker threads (filter + encode + write). Default: number of cores.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
-    pub workers: Option<u64>,
     /// Frames in flight between the decoder and the workers.
     #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub queue: u64,
     /// When the workers fall behind: block, drop-oldest or drop-newest
     /// (default: block for files, drop-oldest for live inputs). Every drop is counted.
     #[arg(long, value_enum, value_name = "POLICY")]
-    pub overload: Option<Overload>,
+    pub overload: Option<OverloadArg>,
     /// Reopen a network input after it ends, fails or stalls (the default), with backoff
     /// 0.5 s doubling to 30 s.
     #[arg(long, overrides_with = "no_reconnect")]
@@ -159,34 +170,121 @@ pub struct RunArgs {
     /// Give up after N consecutive failed reconnect attempts (default: never).
     #[arg(long, value_name = "N")]
     pub reconnect_max: Option<u32>,
-    /// No data for S seconds = stalled (network inputs; also bounds connecting).
-    #[arg(long, value_name = "S", default_value = "10", value_parser = seconds)]
-    pub timeout: Duration,
-    /// RTSP transport.
-    #[arg(long, value_enum, default_value = "tcp")]
-    pub rtsp_transport: RtspTransport,
-    /// Replace existing outputs and number from 0 (default: continue after the highest index).
-    #[arg(long)]
-    pub overwrite: bool,
+    #[command(flatten)]
+    pub net: NetArgs,
+    #[command(flatten)]
+    pub overwrite: OverwriteArg,
     /// Label of the stream, for {stream} and the stats (default: from the input name).
     #[arg(long, value_name = "NAME")]
     pub label: Option<String>,
-    /// Write the run's statistics as JSON to PATH (updated every 2 s and at the end).
-    #[arg(long, value_name = "PATH")]
-    pub stats_json: Option<PathBuf>,
     /// Also keep the unfiltered frames in DIR (same names and format, written atomically).
     #[arg(long, value_name = "DIR")]
     pub raw_dir: Option<PathBuf>,
-    /// Refuse frames of more than N pixels (width × height), from the stream's header,
-    /// before any buffer of that size exists. Default: Pillow's decompression-bomb limit.
-    #[arg(long, value_name = "N", default_value_t = frameflow::source::DEFAULT_MAX_PIXELS, value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_pixels: u64,
+    #[command(flatten)]
+    pub limits: PixelLimit,
     /// Keep only the newest N outputs of this template in the directory, earlier runs'
     /// included, deleting older ones as new ones are written (a ring, like multifilesink's
     /// max-files; --raw-dir frames go with them).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub keep_last: Option<u64>,
 }
+
+/// `-f`: the filter chain (`run`, `apply`, `watch`).
+#[derive(Debug, Args)]
+pub struct FilterArg {
+    /// Filter chain, e.g. emboss or emboss,grayscale (see `frameflow filters`). Empty: no
+    /// filter (for image files, a format conversion).
+    #[arg(short = 'f', long = "filter", value_name = "CHAIN", default_value = "")]
+    pub chain: String,
+}
+
+/// How outputs are encoded and how many threads do it (`run`, `apply`, `watch`).
+#[derive(Debug, Args)]
+pub struct EncodeArgs {
+    /// Image format: jpg, png, webp, bmp, ppm (default: the template's extension, else
+    /// jpg for `run` and the input's own format for `apply` and `watch`).
+    #[arg(long, value_name = "FMT")]
+    pub format: Option<String>,
+    /// JPEG/WebP quality, 1..100 (JPEG: 4:2:0, as Pillow saves).
+    #[arg(long, value_name = "Q", default_value_t = 75, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub quality: u8,
+    /// Worker threads (filter + encode + write). Default: number of cores.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub workers: Option<u64>,
+}
+
+/// Reaching a network input (`run`, `probe`).
+#[derive(Debug, Args)]
+pub struct NetArgs {
+    /// No data for S seconds = stalled (network inputs; also bounds connecting, and how
+    /// long `probe` waits).
+    #[arg(long, value_name = "S", default_value = "10", value_parser = seconds)]
+    pub timeout: Duration,
+    /// RTSP transport.
+    #[arg(long, value_enum, default_value = "tcp")]
+    pub rtsp_transport: RtspTransportArg,
+}
+
+/// `--overwrite` (`run`, `apply`, `watch`).
+#[derive(Debug, Args)]
+pub struct OverwriteArg {
+    /// Replace existing outputs of the same name. `run` then numbers from 0 (default:
+    /// continue after the highest index); `apply` refuses to replace by default, `watch`
+    /// adds -1, -2, … to the name.
+    #[arg(long)]
+    pub overwrite: bool,
+}
+
+/// `--stats-json` (`run`, `watch`).
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Write the run's statistics as JSON to PATH (updated every 2 s and at the end).
+    #[arg(long, value_name = "PATH")]
+    pub stats_json: Option<PathBuf>,
+}
+
+/// `--max-pixels` (`run`, `apply`, `watch`).
+#[derive(Debug, Args)]
+pub struct PixelLimit {
+    /// Refuse frames or images of more than N pixels (width × height), from the header,
+    /// before any buffer of that size exists. Default: Pillow's decompression-bomb limit.
+    #[arg(long, value_name = "N", default_value_t = frameflow::source::DEFAULT_MAX_PIXELS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_pixels: u64,
+}
+
+/// A library policy enum as a clap value: its choices, names and help come from the
+/// library's own `ALL` / `name()` / `about()`, so they are written once.
+macro_rules! value_enum {
+    ($(#[$doc:meta])* $wrapper:ident($ty:ty)) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $wrapper(pub $ty);
+
+        impl clap::ValueEnum for $wrapper {
+            fn value_variants<'a>() -> &'a [Self] {
+                static ALL: std::sync::LazyLock<Vec<$wrapper>> =
+                    std::sync::LazyLock::new(|| <$ty>::ALL.iter().map(|&v| $wrapper(v)).collect());
+                &ALL
+            }
+            fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+                let v = clap::builder::PossibleValue::new(self.0.name());
+                Some(match self.0.about() {
+                    "" => v,
+                    about => v.help(about),
+                })
+            }
+        }
+    };
+}
+
+value_enum!(
+    /// `--overload`.
+    OverloadArg(Overload)
+);
+value_enum!(
+    /// `--rtsp-transport`.
+    RtspTransportArg(RtspTransport)
+);
 
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
@@ -196,12 +294,8 @@ pub struct ProbeArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Seconds to wait for a network input.
-    #[arg(long, value_name = "S", default_value = "10", value_parser = seconds)]
-    pub timeout: Duration,
-    /// RTSP transport.
-    #[arg(long, value_enum, default_value = "tcp")]
-    pub rtsp_transport: RtspTransport,
+    #[command(flatten)]
+    pub net: NetArgs,
 }
 
 fn positive_f64(s: &str) -> Result<f64, String> {
@@ -241,9 +335,8 @@ pub struct ApplyArgs {
     /// several files it needs {stem} or {index}.
     #[arg(long, value_name = "TEMPLATE", default_value = "{stem}.{ext}")]
     pub name: String,
-    /// Replace existing outputs.
-    #[arg(long)]
-    pub overwrite: bool,
+    #[command(flatten)]
+    pub overwrite: OverwriteArg,
     /// Image files.
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
@@ -277,33 +370,21 @@ pub struct WatchArgs {
     /// Also watch subdirectories (outputs keep the subdirectory).
     #[arg(long)]
     pub recursive: bool,
-    /// Write the run's statistics as JSON to PATH (updated every 2 s and at the end).
-    #[arg(long, value_name = "PATH")]
-    pub stats_json: Option<PathBuf>,
-    /// Replace an existing output of the same name (default: add -1, -2, ...).
-    #[arg(long)]
-    pub overwrite: bool,
+    #[command(flatten)]
+    pub stats: StatsArgs,
+    #[command(flatten)]
+    pub overwrite: OverwriteArg,
 }
 
 /// The filter and encoder options `apply` and `watch` share.
 #[derive(Debug, Args)]
 pub struct ImageArgs {
-    /// Filter chain (see `frameflow filters`). Empty: no filter (a format conversion).
-    #[arg(short = 'f', long = "filter", value_name = "CHAIN", default_value = "")]
-    pub chain: String,
-    /// Image format: jpg, png, webp, bmp, ppm (default: the template's extension, else the input's own).
-    #[arg(long, value_name = "FMT")]
-    pub format: Option<String>,
-    /// JPEG/WebP quality, 1..100.
-    #[arg(long, value_name = "Q", default_value_t = 75, value_parser = clap::value_parser!(u8).range(1..=100))]
-    pub quality: u8,
-    /// Worker threads. Default: number of cores.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
-    pub workers: Option<u64>,
-    /// Refuse images of more than N pixels (width × height), from their header, before
-    /// any buffer of that size exists. Default: Pillow's decompression-bomb limit.
-    #[arg(long, value_name = "N", default_value_t = frameflow::source::DEFAULT_MAX_PIXELS, value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_pixels: u64,
+    #[command(flatten)]
+    pub filter: FilterArg,
+    #[command(flatten)]
+    pub encode: EncodeArgs,
+    #[command(flatten)]
+    pub limits: PixelLimit,
     /// Refuse input files larger than SIZE (bytes, or with k, M, G: 500M) before reading
     /// them. Only regular files are read (a symlink only if it leads to one).
     #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = size_bytes)]
@@ -341,17 +422,17 @@ fn size_bytes(s: &str) -> Result<u64, String> {
 #[command(name = "[[stream]]")]
 pub struct StreamArgs {
     #[command(flatten)]
-    pub run: RunArgs,
+    pub stream: StreamOptions,
 }
 
-/// `run` options that belong to the whole process, not to one `[[stream]]`.
-pub const PROCESS_OPTIONS: [&str; 5] = [
-    "config",
-    "serve",
-    "serve_auth",
-    "serve_max_clients",
-    "stats_json",
-];
+/// The ids (long names with `_`) of `run`'s process-wide options, from [`ProcessArgs`].
+pub fn process_options() -> Vec<String> {
+    use clap::Args as _;
+    ProcessArgs::augment_args(clap::Command::new("process"))
+        .get_arguments()
+        .map(|a| a.get_id().to_string())
+        .collect()
+}
 
 #[cfg(test)]
 mod tests {
@@ -361,6 +442,68 @@ mod tests {
     #[test]
     fn the_definitions_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_stream_is_parsed_by_the_same_definitions() {
+        StreamArgs::command().debug_assert();
+    }
+
+    #[test]
+    fn process_options_come_from_their_definitions() {
+        assert_eq!(
+            process_options(),
+            [
+                "config",
+                "serve",
+                "serve_auth",
+                "serve_max_clients",
+                "stats_json"
+            ]
+        );
+        // And none of them is a stream option.
+        let stream = StreamArgs::command();
+        for id in process_options() {
+            assert!(
+                stream.get_arguments().all(|a| a.get_id() != id.as_str()),
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn library_choices_are_the_flag_values() {
+        let cli = Cli::try_parse_from([
+            "frameflow",
+            "run",
+            "-i",
+            "x.mp4",
+            "--overload",
+            "drop-newest",
+            "--rtsp-transport",
+            "udp",
+        ])
+        .unwrap();
+        let Some(Command::Run(run)) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(run.stream.overload, Some(OverloadArg(Overload::DropNewest)));
+        assert_eq!(
+            run.stream.net.rtsp_transport,
+            RtspTransportArg(RtspTransport::Udp)
+        );
+        assert!(
+            Cli::try_parse_from(["frameflow", "run", "-i", "x", "--overload", "drop"]).is_err()
+        );
+    }
+
+    #[test]
+    fn run_needs_an_input_or_a_config_but_not_both() {
+        assert!(Cli::try_parse_from(["frameflow", "run"]).is_err());
+        assert!(
+            Cli::try_parse_from(["frameflow", "run", "-i", "a", "--config", "c.toml"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["frameflow", "run", "--config", "c.toml"]).is_ok());
     }
 
     #[test]

@@ -557,6 +557,7 @@ fn run_measured(cmd: &mut Command) -> (Option<i32>, String, u64) {
     });
     let pid = child.id() as i32;
     let deadline = Instant::now() + T;
+    // SAFETY: rusage is plain data; all zeroes is a valid value.
     let (mut status, mut usage) = (0i32, unsafe { std::mem::zeroed::<libc::rusage>() });
     loop {
         // SAFETY: wait4 on our own child with valid out-pointers.
