@@ -1,6 +1,6 @@
 //! The frameflow modules under fuzz, compiled from their own source files.
 //!
-//! Each is self-contained (it uses only std and external crates), so it builds here
+//! Each is self-contained (it uses only std, external crates and `setting`), so it builds here
 //! without the rest of the `frameflow` crate; the paths mirror the crate's
 //! (`frameflow::source::still` is `frameflow_fuzz::source::still`). If one of them
 //! comes to use another frameflow module, depend on `frameflow` in fuzz/Cargo.toml
@@ -8,6 +8,10 @@
 #![allow(dead_code)]
 
 pub use frameflow_filters as filters;
+
+#[path = "../../crates/frameflow/src/setting.rs"]
+pub mod setting;
+pub use setting::Setting;
 
 #[path = "../../crates/frameflow/src/config.rs"]
 pub mod config;

@@ -1,6 +1,6 @@
 //! Command-line definitions: every flag once, with its help text.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use frameflow::pipeline::Overload;
 use frameflow::source::RtspTransport;
 use std::path::PathBuf;
@@ -425,6 +425,31 @@ pub struct StreamArgs {
     pub stream: StreamOptions,
 }
 
+/// How the command line spells each library [`Setting`](frameflow::Setting): the flag
+/// whose id is the setting's key, found in the definitions (`-o/--out` when it has a
+/// short form, else `--max-file-size`).
+pub fn setting_spelling() -> Vec<(frameflow::Setting, String)> {
+    let cli = Cli::command();
+    let args: Vec<clap::Arg> = cli
+        .get_subcommands()
+        .flat_map(|c| c.get_arguments().cloned().collect::<Vec<_>>())
+        .collect();
+    frameflow::Setting::ALL
+        .iter()
+        .filter_map(|&s| {
+            let arg = args.iter().find(|a| a.get_id().as_str() == s.key())?;
+            let long = arg.get_long()?;
+            Some((
+                s,
+                match arg.get_short() {
+                    Some(c) => format!("-{c}/--{long}"),
+                    None => format!("--{long}"),
+                },
+            ))
+        })
+        .collect()
+}
+
 /// The ids (long names with `_`) of `run`'s process-wide options, from [`ProcessArgs`].
 pub fn process_options() -> Vec<String> {
     use clap::Args as _;
@@ -437,7 +462,6 @@ pub fn process_options() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory as _;
 
     #[test]
     fn the_definitions_are_consistent() {
@@ -504,6 +528,25 @@ mod tests {
             Cli::try_parse_from(["frameflow", "run", "-i", "a", "--config", "c.toml"]).is_err()
         );
         assert!(Cli::try_parse_from(["frameflow", "run", "--config", "c.toml"]).is_ok());
+    }
+
+    #[test]
+    fn every_library_setting_is_a_flag() {
+        let spelled = setting_spelling();
+        for s in frameflow::Setting::ALL {
+            assert!(spelled.iter().any(|(k, _)| k == s), "{s:?} has no flag");
+        }
+        let get = |s| {
+            spelled
+                .iter()
+                .find(|(k, _)| *k == s)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            get(frameflow::Setting::MaxFileSize),
+            Some("--max-file-size")
+        );
+        assert_eq!(get(frameflow::Setting::Out), Some("-o/--out"));
     }
 
     #[test]

@@ -65,6 +65,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     init_logging(&cli);
+    frameflow::setting::spell_settings(flags::setting_spelling());
     let env = Env {
         control,
         temp_dirs,

@@ -39,10 +39,28 @@ pub struct ImageJob {
 /// hurt to read into memory.
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 1 << 30;
 
+/// Why an input file is not read at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Not a regular file (a device, a FIFO, a directory, a symlink to one of those).
+    #[error("{kind}: only regular files are read")]
+    NotRegular { kind: &'static str },
+    /// Larger than the file-size limit.
+    #[error(
+        "{size} bytes, over the limit of {limit} bytes ({})",
+        crate::setting::Setting::MaxFileSize
+    )]
+    TooLarge { size: u64, limit: u64 },
+    /// Its first bytes are no image format frameflow reads.
+    #[error("not an image (its first bytes are no JPEG, PNG, WebP, BMP or PPM)")]
+    NotAnImage,
+}
+
 /// Why an input file is not read at all: not a regular file (a device, a FIFO, a
 /// directory, a symlink to one of those), or larger than `max_file_size`. Checked on the
 /// open file, so what is checked is what is read.
-pub fn check_input_file(meta: &std::fs::Metadata, max_file_size: u64) -> Result<(), String> {
+pub fn check_input_file(meta: &std::fs::Metadata, max_file_size: u64) -> Result<(), Refusal> {
     use std::os::unix::fs::FileTypeExt as _;
     let ft = meta.file_type();
     if !ft.is_file() {
@@ -59,13 +77,13 @@ pub fn check_input_file(meta: &std::fs::Metadata, max_file_size: u64) -> Result<
         } else {
             "not a regular file"
         };
-        return Err(format!("{kind}: only regular files are read"));
+        return Err(Refusal::NotRegular { kind });
     }
     if meta.len() > max_file_size {
-        return Err(format!(
-            "{} bytes, over the limit of {max_file_size} bytes (--max-file-size)",
-            meta.len()
-        ));
+        return Err(Refusal::TooLarge {
+            size: meta.len(),
+            limit: max_file_size,
+        });
     }
     Ok(())
 }
@@ -98,9 +116,7 @@ pub fn read_input(
         }
     }
     if got == head.len() && still::StillFormat::sniff(&head).is_none() {
-        return Err(InputError::Refused(
-            "not an image (its first bytes are no JPEG, PNG, WebP, BMP or PPM)".into(),
-        ));
+        return Err(InputError::Refused(Refusal::NotAnImage));
     }
     buf.extend_from_slice(&head[..got]);
     file.take(max_file_size.saturating_sub(got as u64))
@@ -117,7 +133,7 @@ pub enum InputError {
     Io(std::io::Error),
     /// Not to be read at all, whatever happens next.
     #[error("{0}")]
-    Refused(String),
+    Refused(Refusal),
 }
 
 impl ImageJob {
@@ -135,7 +151,13 @@ pub enum ApplyError {
     Read(#[from] StillError),
     /// Not read at all: not a regular file, too large, not an image format.
     #[error("{}: {reason}", path.display())]
-    Refused { path: PathBuf, reason: String },
+    Refused { path: PathBuf, reason: Refusal },
+    /// The output name it would get is no usable name.
+    #[error("{}: {source}", path.display())]
+    Name {
+        path: PathBuf,
+        source: crate::sink::naming::TemplateError,
+    },
     #[error("{}: {source}", path.display())]
     Filter { path: PathBuf, source: FilterError },
     #[error("{}: {source}", path.display())]
@@ -267,9 +289,9 @@ impl<'a> Worker<'a> {
                 stem: &stem,
                 ext: format.extension(),
             })
-            .map_err(|e| ApplyError::Refused {
+            .map_err(|source| ApplyError::Name {
                 path: path.to_path_buf(),
-                reason: e.to_string(),
+                source,
             })?;
         let write_err = |source| ApplyError::Write {
             path: path.to_path_buf(),

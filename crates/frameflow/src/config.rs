@@ -75,7 +75,7 @@ pub struct ConfigFile {
 /// Why a config file cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("--config {}: cannot read it: {source}", path.display())]
+    #[error("{} {}: cannot read it: {source}", crate::setting::Setting::Config, path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,

@@ -53,9 +53,11 @@ pub mod frames;
 pub mod pipeline;
 pub mod runtime;
 pub mod serve;
+pub mod setting;
 pub mod sink;
 pub mod source;
 pub mod supervisor;
 pub mod watch;
 
 pub use frameflow_filters as filters;
+pub use setting::Setting;

@@ -18,7 +18,7 @@ use crate::sink::encode::{EncodeError, EncodeOptions, Encoder, ImageFormat};
 use crate::sink::naming::{NameValues, Template};
 use crate::sink::preview::{Feed, Preview, PreviewEncoder};
 use crate::source::{Damage, InputSpec, OpenOptions, Source, SourceError};
-use crate::supervisor::{Backoff, Clock, Decision, EndCause, ReconnectPolicy, SystemClock, decide};
+use crate::supervisor::{self, Backoff, EndCause, ReconnectPolicy, SystemClock};
 use crossbeam_channel::{Receiver, Sender};
 use frameflow_filters::{Chain, FilterError, Mode, Scratch};
 use fused::{Fused, FusedError};
@@ -141,6 +141,7 @@ struct Pending {
     temp: TempFile,
     /// The unfiltered frame, with `--raw-dir`.
     raw: Option<TempFile>,
+    seq: u64,
     pts_ms: i64,
     decoded_at: Instant,
 }
@@ -258,9 +259,11 @@ impl Shared<'_> {
         let Pending {
             mut temp,
             mut raw,
+            seq,
             pts_ms,
             decoded_at,
         } = p;
+        let context = self.context(seq, pts_ms);
         let has_index = cfg.template.has_index();
         // Every frame gets a name of its own. With {index}, a name already taken moves the
         // counter on (another writer got there first). Without it ({pts}, {time}), a name
@@ -280,7 +283,7 @@ impl Shared<'_> {
                 Err(e) => {
                     self.dir.discard(temp);
                     self.discard_raw(raw);
-                    self.fail(&format!("frame at {pts_ms} ms: {e}"));
+                    self.fail(context.failed(e));
                     return;
                 }
             };
@@ -324,7 +327,7 @@ impl Shared<'_> {
                     if let (Some(rd), Some(r)) = (&self.raw_dir, raw.take()) {
                         match rd.commit(r, &rel, replace) {
                             Ok(rp) => paths.push(rp),
-                            Err(e) => self.write_failed(e, &format!("raw frame at {pts_ms} ms")),
+                            Err(e) => self.write_failed(e, context.clone().raw()),
                         }
                     }
                     self.keep_last(c, paths);
@@ -337,14 +340,14 @@ impl Shared<'_> {
                 Err((t, e)) => {
                     self.dir.discard(t);
                     self.discard_raw(raw);
-                    self.write_failed(e, &format!("frame at {pts_ms} ms"));
+                    self.write_failed(e, context);
                     return;
                 }
             }
         }
         self.dir.discard(temp);
         self.discard_raw(raw);
-        self.fail("no free output name after 1000 attempts");
+        self.fail(context.failed(FrameError::NoFreeName));
     }
 
     /// `--keep-last N`: remembers this commit's files and deletes those of the output N
@@ -363,7 +366,11 @@ impl Shared<'_> {
                 match std::fs::remove_file(&path) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => tracing::warn!("--keep-last: cannot remove {}: {e}", path.display()),
+                    Err(e) => tracing::warn!(
+                        "{}: cannot remove {}: {e}",
+                        crate::setting::Setting::KeepLast,
+                        path.display()
+                    ),
                 }
             }
         }
@@ -385,7 +392,7 @@ impl Shared<'_> {
     /// no permission) stops the run with one error; anything else fails just this frame.
     /// A full disk under a live input fails frames (counted `disk_full`) until space
     /// returns: a camera is not stopped for it.
-    fn write_failed(&self, e: WriteError, what: &str) {
+    fn write_failed(&self, e: WriteError, context: FrameContext) {
         Stats::add(&self.stats.failed, 1);
         if self.cfg.input.is_live() && is_disk_full(&e) {
             Stats::add(&self.stats.failed_disk_full, 1);
@@ -398,10 +405,7 @@ impl Shared<'_> {
             return;
         }
         let Some(fatal) = fatal_output_error(&e) else {
-            let n = self.error_lines.fetch_add(1, Ordering::Relaxed);
-            if n < 10 || n.is_multiple_of(100) {
-                tracing::error!("input '{}': {what}: {e}", self.cfg.input.raw);
-            }
+            self.log_failure(&context.failed(e));
             return;
         };
         if let Ok(mut slot) = self.output_error.lock()
@@ -412,19 +416,89 @@ impl Shared<'_> {
         }
     }
 
-    /// Counts a failed frame and logs it (the first 10, then every 100th).
-    fn fail(&self, msg: &str) {
+    /// Counts a failed frame and logs it.
+    fn fail(&self, f: FrameFailure) {
         Stats::add(&self.stats.failed, 1);
+        self.log_failure(&f);
+    }
+
+    /// Logs a failed frame: the first 10, then every 100th.
+    fn log_failure(&self, f: &FrameFailure) {
         let n = self.error_lines.fetch_add(1, Ordering::Relaxed);
         if n < 10 || n.is_multiple_of(100) {
-            tracing::error!("input '{}': {msg}", self.cfg.input.raw);
+            let c = &f.context;
+            tracing::error!(label = %c.label, seq = c.seq, pts_ms = c.pts_ms, "{f}");
+        }
+    }
+
+    /// The context of frame `seq` of this stream.
+    fn context(&self, seq: u64, pts_ms: i64) -> FrameContext {
+        FrameContext {
+            input: self.cfg.input.raw.clone(),
+            label: self.cfg.label.clone(),
+            seq,
+            pts_ms,
+            raw: false,
         }
     }
 }
 
-/// Why one frame failed in a worker.
+/// Where a frame came from, carried as a value in its errors (retina's `PacketContext`):
+/// enough to find it again in the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameContext {
+    /// The input, as given (secrets redacted).
+    pub input: String,
+    /// The stream's label.
+    pub label: String,
+    /// The frame's sequence number among the frames handed to the workers (0-based).
+    pub seq: u64,
+    /// Its presentation time, ms.
+    pub pts_ms: i64,
+    /// The `--raw-dir` twin of the frame, not the filtered output.
+    pub raw: bool,
+}
+
+impl FrameContext {
+    /// The same frame's unfiltered twin.
+    fn raw(mut self) -> FrameContext {
+        self.raw = true;
+        self
+    }
+
+    /// This frame failed with `error`.
+    fn failed(self, error: impl Into<FrameError>) -> FrameFailure {
+        FrameFailure {
+            context: self,
+            error: error.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for FrameContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.raw { "raw frame" } else { "frame" };
+        write!(
+            f,
+            "input '{}': {what} {} at {} ms",
+            self.input, self.seq, self.pts_ms
+        )
+    }
+}
+
+/// One frame that failed, and where it came from.
 #[derive(Debug, thiserror::Error)]
-enum FrameError {
+#[error("{context}: {error}")]
+pub struct FrameFailure {
+    pub context: FrameContext,
+    #[source]
+    pub error: FrameError,
+}
+
+/// Why one frame failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
     #[error("filter: {0}")]
     Filter(#[from] FilterError),
     #[error("{0}")]
@@ -437,6 +511,11 @@ enum FrameError {
     Fused(#[from] FusedError),
     #[error("internal error (panic: {0})")]
     Panic(String),
+    /// The template rendered a name that is no usable file name for this frame.
+    #[error("{0}")]
+    Name(#[from] crate::sink::naming::TemplateError),
+    #[error("no free output name after 1000 attempts")]
+    NoFreeName,
 }
 
 /// Whether `e` is the output running out of space (or of quota).
@@ -612,33 +691,44 @@ fn run_inner(cfg: &RunConfig, control: &Control, taps: &Taps) -> Result<RunOutco
     };
     let mut damage = Damage::default();
 
-    let source_error = std::thread::scope(|scope| -> Result<Supervised, PipelineError> {
-        let mut handles = Vec::with_capacity(workers);
-        for i in 0..workers {
-            let rx = rx.clone();
-            let pool = pool.clone();
-            let shared = &shared;
-            let h = std::thread::Builder::new()
-                .name(format!("ff-worker-{i}"))
-                .spawn_scoped(scope, move || worker(shared, rx, pool))
-                .map_err(PipelineError::Thread)?;
-            handles.push(h);
-        }
-        let res = supervise(
-            &shared,
-            &mut source,
-            first_error,
-            &pool,
-            &tx,
-            &rx,
-            &mut damage,
-        );
-        drop(tx);
-        for h in handles {
-            let _ = h.join();
-        }
-        Ok(res)
-    })?;
+    let source_error = std::thread::scope(
+        |scope| -> Result<supervisor::Ended<SourceError>, PipelineError> {
+            let mut handles = Vec::with_capacity(workers);
+            for i in 0..workers {
+                let rx = rx.clone();
+                let pool = pool.clone();
+                let shared = &shared;
+                let h = std::thread::Builder::new()
+                    .name(format!("ff-worker-{i}"))
+                    .spawn_scoped(scope, move || worker(shared, rx, pool))
+                    .map_err(PipelineError::Thread)?;
+                handles.push(h);
+            }
+            let mut decoder = Decoder {
+                shared: &shared,
+                source: &mut source,
+                pool: &pool,
+                tx: &tx,
+                rx: &rx,
+                damage: &mut damage,
+                state: DecodeState::default(),
+            };
+            let res = supervisor::supervise(
+                &mut decoder,
+                first_error.map_or(Ok(()), Err),
+                &cfg.reconnect,
+                cfg.input.kind == crate::source::InputKind::Network,
+                &SystemClock,
+                &mut Backoff::default(),
+                &control.stop,
+            );
+            drop(tx);
+            for h in handles {
+                let _ = h.join();
+            }
+            Ok(res)
+        },
+    )?;
     if let Some(source) = &source {
         damage.add(source.damage());
     }
@@ -657,7 +747,7 @@ fn run_inner(cfg: &RunConfig, control: &Control, taps: &Taps) -> Result<RunOutco
         .output_error
         .into_inner()
         .unwrap_or_else(|e| e.into_inner());
-    let Supervised { error, stopped } = source_error;
+    let supervisor::Ended { error, stopped } = source_error;
     Ok(RunOutcome {
         report,
         // Stopping for an output failure is not the input's fault.
@@ -832,7 +922,10 @@ fn decode_loop(
                         Some(SourceError::Read {
                             input: cfg.input.raw.clone(),
                             frames: state.decoded_here,
-                            reason: "cannot seek back to the start after --start overshot".into(),
+                            reason: format!(
+                                "cannot seek back to the beginning after the seek to {} overshot",
+                                crate::setting::Setting::Start
+                            ),
                         }),
                     );
                 }
@@ -890,124 +983,81 @@ fn decode_loop(
     }
 }
 
-/// How the supervisor ended a run.
-#[derive(Debug)]
-struct Supervised {
-    /// The source failure that ended it, if any.
-    error: Option<SourceError>,
-    /// Ended by `Control::stop` before the input ended or the limits were reached.
-    stopped: bool,
+/// The decoder of one stream as the supervisor sees it: the source it (re)opens, and
+/// what the decode loop carries from one connection to the next.
+struct Decoder<'s, 'a> {
+    shared: &'s Shared<'a>,
+    source: &'s mut Option<Source>,
+    pool: &'s SlotPool,
+    tx: &'s Sender<Frame>,
+    rx: &'s Receiver<Frame>,
+    damage: &'s mut Damage,
+    state: DecodeState,
 }
 
-/// Runs the decoder, (re)opening a live input that could not be opened, or that ended,
-/// failed or stalled, as the reconnect policy says. `source` is `None` when the first open
-/// failed with `first_error` (retried here). Numbering continues across reconnects (the
-/// committer is shared).
-#[allow(clippy::too_many_arguments)]
-fn supervise(
-    shared: &Shared<'_>,
-    source: &mut Option<Source>,
-    first_error: Option<SourceError>,
-    pool: &SlotPool,
-    tx: &Sender<Frame>,
-    rx: &Receiver<Frame>,
-    damage: &mut Damage,
-) -> Supervised {
-    let cfg = shared.cfg;
-    let clock = SystemClock;
-    let stop = &shared.control.stop;
-    let live = cfg.input.kind == crate::source::InputKind::Network;
-    let mut state = DecodeState::default();
-    let mut backoff = Backoff::default();
-    let mut ever_connected = source.is_some();
-    let (mut cause, mut error) = match source.as_mut() {
-        Some(s) => decode_loop(shared, s, pool, tx, rx, &mut state),
-        None => (EndCause::Failed, first_error),
-    };
-    loop {
-        let why = match &error {
-            Some(e) => e.to_string(),
-            None => format!("input '{}': end of stream", cfg.input.raw),
-        };
-        // Backoff grows over attempts that deliver nothing; a frame resets it.
-        backoff.connection_ended(state.decoded_here > 0);
-        let delay = match decide(&cfg.reconnect, live, cause, &mut backoff) {
-            Decision::Finish => {
-                return Supervised {
-                    error,
-                    stopped: cause == EndCause::Stopped,
-                };
-            }
-            Decision::GiveUp => {
-                tracing::error!("{why}; giving up after {} attempts", backoff.attempts());
-                return Supervised {
-                    error,
-                    stopped: false,
-                };
-            }
-            Decision::Reconnect(d) => d,
-        };
-        let (verb, next_state) = if ever_connected {
-            ("reconnecting", StreamState::Reconnecting)
-        } else {
-            ("retrying", StreamState::Connecting)
-        };
-        tracing::warn!(
-            "{why}; {verb} in {:.1} s (attempt {})",
-            delay.as_secs_f64(),
-            backoff.attempts()
-        );
-        let gap_start = clock.now();
-        shared.stats.set_state(next_state);
-        if !clock.sleep(delay, stop) {
-            return Supervised {
-                error: None,
-                stopped: true,
-            };
-        }
-        state.decoded_here = 0;
+impl supervisor::Supervised for Decoder<'_, '_> {
+    type Error = SourceError;
+
+    fn name(&self) -> &str {
+        &self.shared.cfg.input.raw
+    }
+
+    fn connect(&mut self) -> Result<(), SourceError> {
+        let cfg = self.shared.cfg;
+        self.state.decoded_here = 0;
         // Close the old connection before opening the new one: an input frameflow listens
         // on (`udp://`, `rtp://`, `tcp://…?listen=1`, SRT listener) still holds its port
         // until then, and the reopen would fail with "Address already in use" for ever.
-        if let Some(old) = source.take() {
-            damage.add(old.damage());
+        if let Some(old) = self.source.take() {
+            self.damage.add(old.damage());
             drop(old);
         }
-        match Source::open(&cfg.input, &cfg.open, stop.clone()) {
-            Ok(s) => {
-                let s = source.insert(s);
-                Stats::add(&shared.stats.reconnects, 1);
-                shared.stats.set_state(StreamState::Running);
-                tracing::warn!(
-                    "input '{}': {}",
-                    cfg.input.raw,
-                    if ever_connected {
-                        "reconnected"
-                    } else {
-                        "connected"
-                    }
-                );
-                if ever_connected {
-                    state.reconnected((clock.now() - gap_start).as_secs_f64() * 1000.0);
+        let s = Source::open(&cfg.input, &cfg.open, self.shared.control.stop.clone())?;
+        *self.source = Some(s);
+        Ok(())
+    }
+
+    fn is_transient(&self, e: &SourceError) -> bool {
+        e.is_transient()
+    }
+
+    fn run(&mut self) -> supervisor::Session<SourceError> {
+        let Some(source) = self.source.as_mut() else {
+            return supervisor::Session {
+                cause: EndCause::Finished,
+                error: None,
+                delivered: false,
+            };
+        };
+        let (cause, error) = decode_loop(
+            self.shared,
+            source,
+            self.pool,
+            self.tx,
+            self.rx,
+            &mut self.state,
+        );
+        supervisor::Session {
+            cause,
+            error,
+            delivered: self.state.decoded_here > 0,
+        }
+    }
+
+    fn event(&mut self, event: supervisor::Event) {
+        let stats = &self.shared.stats;
+        match event {
+            supervisor::Event::Waiting { reconnecting, .. } => stats.set_state(if reconnecting {
+                StreamState::Reconnecting
+            } else {
+                StreamState::Connecting
+            }),
+            supervisor::Event::Connected { gap } => {
+                Stats::add(&stats.reconnects, 1);
+                stats.set_state(StreamState::Running);
+                if let Some(gap) = gap {
+                    self.state.reconnected(gap.as_secs_f64() * 1000.0);
                 }
-                ever_connected = true;
-                (cause, error) = decode_loop(shared, s, pool, tx, rx, &mut state);
-            }
-            Err(_) if stop.load(Ordering::Relaxed) => {
-                return Supervised {
-                    error: None,
-                    stopped: true,
-                };
-            }
-            Err(e) if !e.is_transient() => {
-                return Supervised {
-                    error: Some(e),
-                    stopped: false,
-                };
-            }
-            Err(e) => {
-                cause = EndCause::Failed;
-                error = Some(e);
             }
         }
     }
@@ -1184,16 +1234,17 @@ fn worker(shared: &Shared<'_>, rx: Receiver<Frame>, pool: SlotPool) {
                 Some(Pending {
                     temp,
                     raw,
+                    seq,
                     pts_ms,
                     decoded_at,
                 }),
             ),
             Err(FrameError::Write(e)) => {
-                shared.write_failed(e, &format!("frame at {pts_ms} ms"));
+                shared.write_failed(e, shared.context(seq, pts_ms));
                 shared.finish(seq, None);
             }
             Err(e) => {
-                shared.fail(&format!("frame at {pts_ms} ms: {e}"));
+                shared.fail(shared.context(seq, pts_ms).failed(e));
                 shared.finish(seq, None);
             }
         }

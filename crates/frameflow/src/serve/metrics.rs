@@ -115,7 +115,7 @@ pub fn render(reg: &Registry) -> String {
     f.head(
         name,
         "counter",
-        "Frames not selected, by reason: --start, --every, --fps, --keyframes-only.",
+        "Frames not selected on purpose, by reason: before the start, between every-Nth or fps ticks, non-key packets skipped.",
     );
     for (labels, snap, _) in &snaps {
         for reason in SkipReason::ALL {

@@ -23,6 +23,7 @@ mod metrics;
 mod scale;
 
 use crate::runtime::stats::{Report, Stats};
+use crate::setting::Setting;
 use crate::sink::preview::{Feed, Preview, PreviewFrame};
 use axum::Router;
 use axum::body::Body;
@@ -124,15 +125,15 @@ impl Registry {
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("--serve '{addr}': expected PORT, HOST:PORT or [IPv6]:PORT")]
+    #[error("{} '{addr}': expected PORT, HOST:PORT or [IPv6]:PORT", Setting::Serve)]
     BadAddress { addr: String },
-    #[error("--serve {addr}: cannot listen: {source}")]
+    #[error("{} {addr}: cannot listen: {source}", Setting::Serve)]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("--serve: cannot start the web server thread: {0}")]
-    Thread(std::io::Error),
+    #[error("{}: cannot start the web server thread: {source}", Setting::Serve)]
+    Thread { source: std::io::Error },
     #[error("serve auth: expected USER:PASS (or @FILE holding it), got {0}")]
     BadAuth(String),
     #[error("serve auth: cannot read {}: {source}", path.display())]
@@ -305,7 +306,9 @@ pub fn start(
     let local = listener.local_addr().map_err(bind_err)?;
     if !local.ip().is_loopback() && opts.auth.is_none() {
         tracing::warn!(
-            "--serve {local}: reachable from other machines and no auth asked for: anyone who can reach it sees the camera images (--serve-auth USER:PASS)"
+            "{} {local}: reachable from other machines and no auth asked for: anyone who can reach it sees the camera images ({} USER:PASS)",
+            Setting::Serve,
+            Setting::ServeAuth
         );
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -322,7 +325,7 @@ pub fn start(
         })
         .thread_name_fn(|| "ff-serve-scale".into())
         .build()
-        .map_err(ServeError::Thread)?;
+        .map_err(|source| ServeError::Thread { source })?;
     std::thread::Builder::new()
         .name("ff-serve".into())
         .spawn(move || {
@@ -330,14 +333,14 @@ pub fn start(
                 let listener = match tokio::net::TcpListener::from_std(listener) {
                     Ok(l) => l,
                     Err(e) => {
-                        tracing::error!("--serve {local}: {e}");
+                        tracing::error!("{} {local}: {e}", Setting::Serve);
                         return;
                     }
                 };
                 accept_loop(listener, router(registry, opts.auth.clone()), &opts).await;
             });
         })
-        .map_err(ServeError::Thread)?;
+        .map_err(|source| ServeError::Thread { source })?;
     Ok(Server { addr: local })
 }
 
@@ -361,7 +364,7 @@ async fn accept_loop(listener: tokio::net::TcpListener, app: Router, opts: &Serv
             Ok((s, _)) => s,
             Err(e) => {
                 // Out of descriptors, or the like: back off instead of spinning.
-                tracing::warn!("--serve: accept: {e}");
+                tracing::warn!("{}: accept: {e}", Setting::Serve);
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
@@ -369,7 +372,8 @@ async fn accept_loop(listener: tokio::net::TcpListener, app: Router, opts: &Serv
         if held.load(Ordering::Relaxed) >= opts.max_clients {
             if !warned_full {
                 tracing::warn!(
-                    "--serve: {} connections held (the limit): answering 503 to more",
+                    "{}: {} connections held (the limit): answering 503 to more",
+                    Setting::Serve,
                     opts.max_clients
                 );
                 warned_full = true;

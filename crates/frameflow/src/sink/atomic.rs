@@ -31,7 +31,7 @@ pub enum WriteError {
         to: PathBuf,
         source: io::Error,
     },
-    #[error("{} already exists (use --overwrite to replace outputs)", path.display())]
+    #[error("{} already exists (use {} to replace outputs)", path.display(), crate::setting::Setting::Overwrite)]
     Exists { path: PathBuf },
 }
 

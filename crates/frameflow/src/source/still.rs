@@ -67,9 +67,10 @@ pub enum StillError {
         reason: String,
     },
     #[error(
-        "{}: image is {width}x{height} = {} pixels, over the limit of {limit} (--max-pixels)",
+        "{}: image is {width}x{height} = {} pixels, over the limit of {limit} ({})",
         path.display(),
-        width.saturating_mul(*height)
+        width.saturating_mul(*height),
+        crate::setting::Setting::MaxPixels
     )]
     TooManyPixels {
         path: std::path::PathBuf,

@@ -2,7 +2,40 @@
 
 use crate::source::still::{self, StillDecoder, StillFormat};
 use frameflow_filters::ImageBuf;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Why a file in the hot folder is not (yet) a whole image.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Incomplete {
+    #[error("empty file")]
+    Empty,
+    #[error("not an image frameflow reads (JPEG, PNG, BMP, PPM/PGM, WebP)")]
+    UnknownFormat,
+    /// Its container says more is to come: `what` names the missing part.
+    #[error("{what}: incomplete")]
+    Truncated { what: &'static str },
+    /// The decoder refused it.
+    #[error("{format} decoder: {reason}")]
+    Decode {
+        format: &'static str,
+        reason: String,
+    },
+    /// Decoding failed otherwise (too many pixels, …): the decoder's error, without the
+    /// path the hot folder's line already names.
+    #[error("{}", without_path(path, source))]
+    Still {
+        path: PathBuf,
+        #[source]
+        source: still::StillError,
+    },
+}
+
+fn without_path(path: &Path, e: &still::StillError) -> String {
+    let s = e.to_string();
+    let prefix = format!("{}: ", path.display());
+    s.strip_prefix(&prefix).map(str::to_string).unwrap_or(s)
+}
 
 /// True for names a producer uses while a file is still being written, and for hidden
 /// files: dotfiles (ours are `.ff-*.tmp`), `*.tmp`, `*.part`, and GLib's
@@ -35,24 +68,28 @@ pub fn complete_image(
     data: &[u8],
     decoder: &mut StillDecoder,
     out: &mut ImageBuf,
-) -> Result<(), String> {
+) -> Result<(), Incomplete> {
     if data.is_empty() {
-        return Err("empty file".into());
+        return Err(Incomplete::Empty);
     }
     let Some(format) = StillFormat::sniff(data) else {
-        return Err("not an image frameflow reads (JPEG, PNG, BMP, PPM/PGM, WebP)".into());
+        return Err(Incomplete::UnknownFormat);
     };
     match format {
         StillFormat::Jpeg => {
             let end = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
             if end < 4 || data[end - 2..end] != [0xFF, 0xD9] {
-                return Err("JPEG without its end marker (FF D9): incomplete".into());
+                return Err(Incomplete::Truncated {
+                    what: "JPEG without its end marker (FF D9)",
+                });
             }
         }
         StillFormat::Png => {
             const IEND: &[u8] = b"\0\0\0\0IEND";
             if !data.windows(IEND.len()).rev().any(|w| w == IEND) {
-                return Err("PNG without its IEND chunk: incomplete".into());
+                return Err(Incomplete::Truncated {
+                    what: "PNG without its IEND chunk",
+                });
             }
         }
         StillFormat::Webp => {
@@ -61,7 +98,9 @@ pub fn complete_image(
                 .and_then(|b| <[u8; 4]>::try_from(b).ok())
                 .map_or(u32::MAX as u64, |b| u32::from_le_bytes(b) as u64);
             if riff + 8 > data.len() as u64 {
-                return Err("WebP shorter than its RIFF header says: incomplete".into());
+                return Err(Incomplete::Truncated {
+                    what: "WebP shorter than its RIFF header says",
+                });
             }
         }
         StillFormat::Bmp => {
@@ -70,18 +109,19 @@ pub fn complete_image(
                 .and_then(|b| <[u8; 4]>::try_from(b).ok())
                 .map_or(0, |b| u32::from_le_bytes(b) as u64);
             if size > data.len() as u64 {
-                return Err("BMP shorter than its header says: incomplete".into());
+                return Err(Incomplete::Truncated {
+                    what: "BMP shorter than its header says",
+                });
             }
         }
         StillFormat::Pnm => {}
     }
     decoder.decode_into(path, data, out).map_err(|e| match e {
-        still::StillError::Decode { format, reason, .. } => format!("{format} decoder: {reason}"),
-        other => {
-            let s = other.to_string();
-            let prefix = format!("{}: ", path.display());
-            s.strip_prefix(&prefix).map(str::to_string).unwrap_or(s)
-        }
+        still::StillError::Decode { format, reason, .. } => Incomplete::Decode { format, reason },
+        other => Incomplete::Still {
+            path: path.to_path_buf(),
+            source: other,
+        },
     })
 }
 
@@ -123,6 +163,7 @@ mod tests {
             &mut StillDecoder::new(),
             &mut ImageBuf::default(),
         )
+        .map_err(|e| e.to_string())
     }
 
     #[test]

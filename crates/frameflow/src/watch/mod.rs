@@ -11,8 +11,9 @@ pub mod fsops;
 mod worker;
 
 use crate::batch::ImageJob;
-use crate::runtime::Control;
 use crate::runtime::stats::{Report, Stats};
+use crate::runtime::{Clock, Control, SystemClock};
+use crate::setting::Setting;
 use crate::sink::atomic::{self, AtomicDir, WriteError};
 use crate::sink::naming::{NameValues, Template};
 use check::is_ignored_name;
@@ -24,7 +25,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use worker::{Existing, Outcome, Pending, Recycler, Sig, Step, Worker, Writer};
+use worker::{Existing, InputProblem, Outcome, Pending, Recycler, Sig, Step, Worker, Writer};
 
 /// Most names tracked in memory at once (queued, in flight, waiting for a retry).
 pub const MAX_TRACKED: usize = 4096;
@@ -106,23 +107,69 @@ pub fn check_template(t: &Template) -> Result<(), String> {
     };
     if t.render(&v("a", 0, "T0")) != t.render(&v("a", 7, "T1")) {
         return Err(format!(
-            "--name '{t}': watch needs a fixed name per input ({{stem}}, {{ext}} and text); \
-{{index}}, {{pts}} and {{time}} would give a restarted run no way to recognise its outputs"
+            "{} '{t}': watch needs a fixed name per input ({{stem}}, {{ext}} and text); \
+{{index}}, {{pts}} and {{time}} would give a restarted run no way to recognise its outputs",
+            Setting::Name
         ));
     }
     if t.render(&v("a", 0, "T0")) == t.render(&v("b", 0, "T0")) {
         return Err(format!(
-            "--name '{t}': watch needs {{stem}} in the name (one output per input)"
+            "{} '{t}': watch needs {{stem}} in the name (one output per input)",
+            Setting::Name
         ));
     }
     Ok(())
 }
 
-#[derive(Debug, Clone, Copy)]
+/// The hot folder's bookkeeping for an input that was not (yet) a whole image.
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Retry {
     attempts: u32,
     stable_since: Instant,
     sig: Option<Sig>,
+}
+
+/// What to do with an input an attempt found incomplete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RetryVerdict {
+    /// Try again after this long.
+    After(Duration),
+    /// Tried often enough and unchanged for long enough: it is not going to complete.
+    Fail,
+}
+
+impl Retry {
+    /// One more attempt found the input incomplete at `now`. `sig` is its size and mtime
+    /// then; `busy`: a writer still has it open; `changed`: an event said it changed
+    /// while the attempt ran. It fails only after [`MIN_ATTEMPTS`] attempts *and*
+    /// [`STABLE_FOR`] without change: a slow writer is waited for however long it takes.
+    fn incomplete(
+        prev: Option<Retry>,
+        now: Instant,
+        sig: Option<Sig>,
+        busy: bool,
+        changed: bool,
+    ) -> (Retry, RetryVerdict) {
+        let mut r = prev.unwrap_or(Retry {
+            attempts: 0,
+            stable_since: now,
+            sig,
+        });
+        r.attempts += 1;
+        if busy || changed || r.sig != sig {
+            r.stable_since = now;
+        }
+        r.sig = sig;
+        let verdict =
+            if r.attempts >= MIN_ATTEMPTS && now.duration_since(r.stable_since) >= STABLE_FOR {
+                RetryVerdict::Fail
+            } else if changed {
+                RetryVerdict::After(Duration::ZERO)
+            } else {
+                RetryVerdict::After(Duration::from_millis(100 << r.attempts.min(3)))
+            };
+        (r, verdict)
+    }
 }
 
 #[derive(Debug)]
@@ -164,11 +211,11 @@ fn prepare(cfg: &WatchConfig) -> Result<Dirs, WatchError> {
         )));
     }
     let mut own_dirs = vec![
-        (&cfg.job.out_dir, "-o/--out"),
-        (&cfg.failed_dir, "--failed"),
+        (&cfg.job.out_dir, Setting::Out),
+        (&cfg.failed_dir, Setting::Failed),
     ];
     if let Disposal::MoveTo(d) = &cfg.disposal {
-        own_dirs.push((d, "--done"));
+        own_dirs.push((d, Setting::Done));
     }
     let mut own = Vec::new();
     for (d, flag) in own_dirs {
@@ -348,6 +395,16 @@ pub fn watch(
     control: &Control,
     on_progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<WatchSummary, WatchError> {
+    watch_with_clock(cfg, control, &SystemClock, on_progress)
+}
+
+/// [`watch`] on the given clock (the retry bookkeeping's time).
+pub fn watch_with_clock(
+    cfg: &WatchConfig,
+    control: &Control,
+    clock: &dyn Clock,
+    on_progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<WatchSummary, WatchError> {
     let dirs = prepare(cfg)?;
     // Two views of the output directory: temporaries are staged without a sync (the
     // worker syncs after setting the mark), commits sync the directory after the rename.
@@ -433,6 +490,7 @@ pub fn watch(
         drop(res_tx);
         let mut main = MainLoop {
             cfg,
+            clock,
             dirs: &dirs,
             stats: &stats,
             known: HashMap::new(),
@@ -458,7 +516,7 @@ pub fn watch(
         if let Some(p) = &cfg.stats_json {
             report
                 .write(p)
-                .map_err(dir_err(p, "writing --stats-json"))?;
+                .map_err(dir_err(p, "writing the statistics"))?;
         }
         Ok(WatchSummary {
             report,
@@ -472,6 +530,7 @@ pub fn watch(
 
 struct MainLoop<'a> {
     cfg: &'a WatchConfig,
+    clock: &'a dyn Clock,
     dirs: &'a Dirs,
     stats: &'a Stats,
     known: HashMap<PathBuf, State>,
@@ -496,7 +555,7 @@ impl MainLoop<'_> {
         job_tx: &Sender<PathBuf>,
         res_rx: &Receiver<(PathBuf, Outcome)>,
     ) -> Result<(), WatchError> {
-        let mut last_stats = Instant::now();
+        let mut last_stats = self.clock.now();
         loop {
             if control.stop.load(Ordering::Relaxed) {
                 return Ok(());
@@ -521,7 +580,7 @@ impl MainLoop<'_> {
                 self.total = self.completed + self.known.len() as u64 + extra;
                 (self.on_progress)(self.completed, self.total);
             }
-            let now = Instant::now();
+            let now = self.clock.now();
             let mut next_due = now + Duration::from_millis(200);
             if self.waiting > 0 {
                 for (rel, st) in self.known.iter_mut() {
@@ -561,11 +620,11 @@ impl MainLoop<'_> {
             if self.cfg.once && self.known.len() == self.parked && !self.need_scan {
                 return Ok(());
             }
-            if last_stats.elapsed() >= STATS_EVERY {
-                last_stats = Instant::now();
+            if self.clock.now().duration_since(last_stats) >= STATS_EVERY {
+                last_stats = self.clock.now();
                 self.write_stats();
             }
-            let timeout = next_due.saturating_duration_since(Instant::now());
+            let timeout = next_due.saturating_duration_since(self.clock.now());
             select! {
                 recv(res_rx) -> msg => match msg {
                     Ok((rel, out)) => self.outcome(rel, out),
@@ -585,7 +644,7 @@ impl MainLoop<'_> {
         if let Some(p) = &self.cfg.stats_json
             && let Err(e) = Report::new(vec![self.stats.snapshot()]).write(p)
         {
-            tracing::warn!("writing --stats-json {}: {e}", p.display());
+            tracing::warn!("writing {} {}: {e}", Setting::StatsJson, p.display());
         }
     }
 
@@ -609,7 +668,7 @@ impl MainLoop<'_> {
             Some(st @ State::Waiting { .. }) => {
                 if let State::Waiting { retry, .. } = st {
                     let mut r = *retry;
-                    r.stable_since = Instant::now();
+                    r.stable_since = self.clock.now();
                     *st = State::Queued(Some(r));
                     self.waiting -= 1;
                     self.ready.push_back(rel.to_path_buf());
@@ -674,27 +733,17 @@ impl MainLoop<'_> {
                 self.ready.push_back(rel);
             }
             Outcome::Incomplete { reason, sig, busy } => {
-                let now = Instant::now();
-                let mut r = retry.unwrap_or(Retry {
-                    attempts: 0,
-                    stable_since: now,
-                    sig,
-                });
-                r.attempts += 1;
-                if busy || requeue || r.sig != sig {
-                    r.stable_since = now;
-                }
-                r.sig = sig;
-                if r.attempts >= MIN_ATTEMPTS && now.duration_since(r.stable_since) >= STABLE_FOR {
-                    self.fail(rel, &reason);
-                } else {
-                    let delay = Duration::from_millis(100 << r.attempts.min(3));
-                    let due = if requeue { now } else { now + delay };
-                    self.known.insert(rel, State::Waiting { due, retry: r });
-                    self.waiting += 1;
+                let now = self.clock.now();
+                match Retry::incomplete(retry, now, sig, busy, requeue) {
+                    (_, RetryVerdict::Fail) => self.fail(rel, &InputProblem::Incomplete(reason)),
+                    (r, RetryVerdict::After(delay)) => {
+                        let due = now + delay;
+                        self.known.insert(rel, State::Waiting { due, retry: r });
+                        self.waiting += 1;
+                    }
                 }
             }
-            Outcome::Unusable(reason) => self.fail(rel, &reason),
+            Outcome::Unusable(problem) => self.fail(rel, &problem),
             Outcome::Stuck(msg) => {
                 tracing::error!("{}: {msg}; left in place", path.display());
                 Stats::add(&self.stats.failed, 1);
@@ -708,7 +757,7 @@ impl MainLoop<'_> {
     }
 
     /// Moves an unusable input to the failed directory, with one line naming it.
-    fn fail(&mut self, rel: PathBuf, reason: &str) {
+    fn fail(&mut self, rel: PathBuf, reason: &InputProblem) {
         let path = self.cfg.dir.join(&rel);
         match fsops::move_into(&path, &self.cfg.failed_dir, &rel.to_string_lossy()) {
             Ok(dest) => {
@@ -733,5 +782,97 @@ impl MainLoop<'_> {
                 self.parked += 1;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::SimulatedClock;
+    use std::time::SystemTime;
+
+    /// Attempts on simulated time, each `every` after the last, until the verdict is
+    /// `Fail`; returns how many attempts that took (or `None` within `max`).
+    fn attempts_until_failed(
+        clock: &SimulatedClock,
+        every: Duration,
+        max: u32,
+        sig_at: impl Fn(u32) -> Option<Sig>,
+        busy_at: impl Fn(u32) -> bool,
+    ) -> Option<u32> {
+        let mut retry = None;
+        for n in 1..=max {
+            let (r, verdict) = Retry::incomplete(retry, clock.now(), sig_at(n), busy_at(n), false);
+            if verdict == RetryVerdict::Fail {
+                return Some(n);
+            }
+            let RetryVerdict::After(d) = verdict else {
+                unreachable!()
+            };
+            assert!(
+                d >= Duration::from_millis(200) && d <= Duration::from_millis(800),
+                "{d:?}"
+            );
+            retry = Some(r);
+            clock.advance(every.max(d));
+        }
+        None
+    }
+
+    fn sig(size: u64) -> Option<Sig> {
+        Some((size, SystemTime::UNIX_EPOCH))
+    }
+
+    #[test]
+    fn an_unchanged_truncated_file_fails_after_min_attempts_and_stable_for() {
+        let clock = SimulatedClock::default();
+        // Quick attempts: MIN_ATTEMPTS is reached first, then STABLE_FOR decides.
+        let n = attempts_until_failed(
+            &clock,
+            Duration::from_millis(100),
+            100,
+            |_| sig(10),
+            |_| false,
+        );
+        let n = n.expect("never failed");
+        assert!(n >= MIN_ATTEMPTS, "{n}");
+        // Slow attempts: STABLE_FOR is over at once, MIN_ATTEMPTS decides.
+        let clock = SimulatedClock::default();
+        let n = attempts_until_failed(&clock, STABLE_FOR * 2, 100, |_| sig(10), |_| false);
+        assert_eq!(n, Some(MIN_ATTEMPTS));
+    }
+
+    #[test]
+    fn a_file_still_growing_or_held_open_is_never_failed() {
+        let clock = SimulatedClock::default();
+        let growing = attempts_until_failed(
+            &clock,
+            Duration::from_secs(1),
+            200,
+            |n| sig(u64::from(n)),
+            |_| false,
+        );
+        assert_eq!(growing, None);
+        let clock = SimulatedClock::default();
+        let held =
+            attempts_until_failed(&clock, Duration::from_secs(1), 200, |_| sig(10), |_| true);
+        assert_eq!(held, None);
+        // Once the writer lets go and it stops changing, it fails after STABLE_FOR.
+        let clock = SimulatedClock::default();
+        let let_go =
+            attempts_until_failed(&clock, Duration::from_secs(1), 200, |_| sig(10), |n| n < 50);
+        let n = let_go.expect("never failed");
+        assert!(
+            n > 50 && n <= 50 + 1 + STABLE_FOR.as_secs() as u32 + MIN_ATTEMPTS,
+            "{n}"
+        );
+    }
+
+    #[test]
+    fn a_change_during_an_attempt_retries_at_once() {
+        let clock = SimulatedClock::default();
+        let (r, v) = Retry::incomplete(None, clock.now(), sig(1), false, true);
+        assert_eq!(v, RetryVerdict::After(Duration::ZERO));
+        assert_eq!(r.attempts, 1);
     }
 }

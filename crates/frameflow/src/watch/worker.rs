@@ -1,17 +1,17 @@
 //! One input file, start to finish: read, recognise an earlier output, validate, filter,
 //! encode, write durably, then dispose of the input.
 
-use super::check::complete_image;
+use super::check::{Incomplete, complete_image};
 use super::fsops::{self, MAX_VARIANTS};
 use super::{Disposal, WatchConfig};
-use crate::batch::ImageJob;
+use crate::batch::{ImageJob, Refusal};
 use crate::runtime::stats::Stats;
 use crate::sink::atomic::{AtomicDir, Replace, WriteError};
-use crate::sink::encode::{EncoderSet, ImageFormat};
-use crate::sink::naming::NameValues;
+use crate::sink::encode::{EncodeError, EncoderSet, ImageFormat};
+use crate::sink::naming::{NameValues, TemplateError};
 use crate::source::still::StillDecoder;
 use crossbeam_channel::{Receiver, Sender, bounded};
-use frameflow_filters::{ImageBuf, Scratch};
+use frameflow_filters::{FilterError, ImageBuf, Scratch};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -31,17 +31,52 @@ pub enum Outcome {
     Vanished,
     /// Not (yet) a whole image; `busy` when a writer still has it open.
     Incomplete {
-        reason: String,
+        reason: Incomplete,
         sig: Option<Sig>,
         busy: bool,
     },
     /// Unusable whatever happens next: goes to the failed directory.
-    Unusable(String),
+    Unusable(InputProblem),
     /// The output could not be written, or the input could not be disposed of; the input
     /// stays where it is.
-    Stuck(String),
+    Stuck(InputProblem),
     /// The file under this name was replaced while we worked: look at it again.
     Replaced,
+}
+
+/// Why the hot folder could not make an input's output (now, or at all).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputProblem {
+    /// Not to be read at all.
+    #[error("{0}")]
+    Refused(#[from] Refusal),
+    #[error("cannot read: {0}")]
+    Read(#[source] io::Error),
+    #[error("cannot open: {0}")]
+    Open(#[source] io::Error),
+    #[error("no modification time: {0}")]
+    NoMtime(#[source] io::Error),
+    /// The output name it would get is no usable name.
+    #[error("{0}")]
+    Name(#[from] TemplateError),
+    /// Given up on: it stayed incomplete.
+    #[error("{0}")]
+    Incomplete(#[from] Incomplete),
+    #[error("{0}")]
+    Filter(#[from] FilterError),
+    #[error("{0}")]
+    Encode(#[from] EncodeError),
+    /// Writing the output or disposing of the input failed.
+    #[error("{0}")]
+    Step(#[from] StepError),
+    /// The output is in place; disposing of the input failed.
+    #[error("output {} written, but: {source}", written.display())]
+    Disposal {
+        written: PathBuf,
+        #[source]
+        source: StepError,
+    },
 }
 
 /// A step that failed, with the file and the step.
@@ -128,22 +163,23 @@ pub struct Writer<'a> {
 /// The output name (relative to the output directory) of input `rel`, checked after
 /// rendering like every writer's (it stays inside the output directory); the reason
 /// when it would not.
-pub fn output_rel(job: &ImageJob, rel: &Path, format: ImageFormat) -> Result<String, String> {
+pub fn output_rel(
+    job: &ImageJob,
+    rel: &Path,
+    format: ImageFormat,
+) -> Result<String, TemplateError> {
     let stem = rel
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "image".into());
-    let name = job
-        .template
-        .render_checked(&NameValues {
-            index: 0,
-            pts_ms: 0,
-            time: "",
-            stream: "watch",
-            stem: &stem,
-            ext: format.extension(),
-        })
-        .map_err(|e| e.to_string())?;
+    let name = job.template.render_checked(&NameValues {
+        index: 0,
+        pts_ms: 0,
+        time: "",
+        stream: "watch",
+        stem: &stem,
+        ext: format.extension(),
+    })?;
     Ok(match rel.parent().filter(|p| !p.as_os_str().is_empty()) {
         Some(dir) => format!("{}/{name}", dir.to_string_lossy()),
         None => name,
@@ -223,35 +259,35 @@ impl<'a> Worker<'a> {
                 return Step::Done(Outcome::Vanished);
             }
             Err(crate::batch::InputError::Io(e)) => {
-                return Step::Done(Outcome::Stuck(format!("cannot read: {e}")));
+                return Step::Done(Outcome::Stuck(InputProblem::Read(e)));
             }
             Err(crate::batch::InputError::Refused(reason)) => {
-                return Step::Done(Outcome::Unusable(reason));
+                return Step::Done(Outcome::Unusable(reason.into()));
             }
         };
         // Reopened for the busy check below (the read was from a file now closed).
         let file = match fs::File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Step::Done(Outcome::Vanished),
-            Err(e) => return Step::Done(Outcome::Stuck(format!("cannot open: {e}"))),
+            Err(e) => return Step::Done(Outcome::Stuck(InputProblem::Open(e))),
         };
         let mtime = match meta.modified() {
             Ok(t) => t,
             Err(e) => {
-                return Step::Done(Outcome::Stuck(format!("no modification time: {e}")));
+                return Step::Done(Outcome::Stuck(InputProblem::NoMtime(e)));
             }
         };
         let format = cfg.job.output_format(&self.data);
         let out_rel = match output_rel(&cfg.job, rel, format) {
             Ok(r) => r,
-            Err(reason) => return Step::Done(Outcome::Unusable(reason)),
+            Err(e) => return Step::Done(Outcome::Unusable(e.into())),
         };
         let first_free = match find_existing(&cfg.job.out_dir, &out_rel, mtime) {
             Existing::Done(out) => {
                 return Step::Done(match dispose(cfg, &path, rel, &meta) {
                     Ok(true) => Outcome::AlreadyDone(out),
                     Ok(false) => Outcome::Replaced,
-                    Err(e) => Outcome::Stuck(e.to_string()),
+                    Err(e) => Outcome::Stuck(e.into()),
                 });
             }
             Existing::FirstFree(k) => k,
@@ -270,11 +306,14 @@ impl<'a> Worker<'a> {
             .job
             .chain
             .apply(self.img.as_ref(), &mut self.scratch)
-            .map_err(|e| e.to_string())
-            .and_then(|out| self.encoders.encode(format, out).map_err(|e| e.to_string()))
-        {
+            .map_err(InputProblem::from)
+            .and_then(|out| {
+                self.encoders
+                    .encode(format, out)
+                    .map_err(InputProblem::from)
+            }) {
             Ok(b) => b,
-            Err(reason) => return Step::Done(Outcome::Unusable(reason)),
+            Err(problem) => return Step::Done(Outcome::Unusable(problem)),
         };
         let mut bytes = self.recycled.take();
         bytes.extend_from_slice(out);
@@ -314,14 +353,14 @@ impl<'a> Writer<'a> {
         self.recycled.give(p.bytes);
         let written = match res {
             Ok(w) => w,
-            Err(e) => return Outcome::Stuck(e.to_string()),
+            Err(e) => return Outcome::Stuck(e.into()),
         };
         self.stats.written(p.started.elapsed());
         test_hook::after_commit();
         match dispose(self.cfg, &p.path, &p.rel, &p.meta) {
             Ok(true) => Outcome::Written(written),
             Ok(false) => Outcome::Replaced,
-            Err(e) => Outcome::Stuck(format!("output {} written, but: {e}", written.display())),
+            Err(source) => Outcome::Stuck(InputProblem::Disposal { written, source }),
         }
     }
 
@@ -395,7 +434,7 @@ fn dispose(
         },
         Disposal::MoveTo(done) => fsops::move_into(path, done, &rel.to_string_lossy())
             .map(|_| true)
-            .map_err(|e| ioerr("moving the input to --done", e)),
+            .map_err(|e| ioerr("moving the input to the done directory", e)),
     }
 }
 
