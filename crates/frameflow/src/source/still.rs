@@ -641,6 +641,12 @@ mod tests {
 
     #[test]
     fn the_refusal_says_why() {
+        // As the `frameflow` command spells the setting (the library alone says
+        // `max_pixels`).
+        crate::setting::spell_settings(vec![(
+            crate::setting::Setting::MaxPixels,
+            "--max-pixels".into(),
+        )]);
         let e = decode_image(
             Path::new("in/big.ppm"),
             b"P6\n20000 20000\n255\n",
