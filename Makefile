@@ -4,14 +4,15 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all deps build build-debug test lint fmt demo clean-demo help fuzz
+.PHONY: all deps build build-debug check test lint fmt doc demo clean-demo help fuzz
 
 all: build
 
 help:
 	@echo "make demo   - install deps, build, run the 2018 scenario (live MPEG-PS over HTTP -> emboss)"
+	@echo "make check  - unit tests only (no ffmpeg CLI, Pillow, Chromium or servers; under 2 minutes)"
 	@echo "make test   - install deps, build, run every test (unit + integration on 127.0.0.1)"
-	@echo "make lint   - cargo fmt --check + cargo clippy --all-targets -D warnings"
+	@echo "make lint   - cargo fmt --check + cargo clippy --all-targets -D warnings + cargo doc -D warnings"
 	@echo "make build  - release build (target/release/frameflow)"
 	@echo "make fuzz   - build the fuzz targets (fuzz/) and run each for FUZZ_SECONDS (default 30)"
 
@@ -23,12 +24,24 @@ endif
 build: deps
 	$(CARGO) build --release
 
+# Unit tests beside the code: no ffmpeg CLI, Pillow, Chromium or servers at run time
+# (building still needs the FFmpeg -dev libraries). CONTRIBUTING.md lists the tiers.
+check:
+	$(CARGO) test --workspace --lib --bins
+
 test: deps
 	$(CARGO) test --workspace --no-fail-fast
 
 lint: deps
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+	@# The library is usable without the command line: it must not depend on clap.
+	@if $(CARGO) tree -p frameflow -e normal --prefix none | grep -q '^clap '; then \
+		echo "lint: the frameflow library depends on clap"; exit 1; fi
+
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
 fmt:
 	$(CARGO) fmt --all

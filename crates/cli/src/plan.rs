@@ -478,3 +478,208 @@ fn blame_key(
     }
     file.stream_error(entry, error_text(&err)).into()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::FromArgMatches as _;
+
+    /// `frameflow ARGS…` parsed and planned, as `main` does.
+    fn plan(args: &[&str]) -> Result<RunPlan, String> {
+        let matches = flags::Cli::command()
+            .try_get_matches_from(std::iter::once("frameflow").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        let cli = flags::Cli::from_arg_matches(&matches).map_err(|e| e.to_string())?;
+        let Some(flags::Command::Run(run)) = cli.command else {
+            return Err("not run".into());
+        };
+        plan_run(&run, &matches).map_err(|f| match f {
+            Failure::Usage(e) => format!("usage: {}", error_text(&e)),
+            Failure::Runtime(e) => format!("runtime: {}", error_text(&e)),
+        })
+    }
+
+    fn config(text: &str) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cams.toml");
+        std::fs::write(&path, text).unwrap();
+        let p = path.to_string_lossy().into_owned();
+        (dir, p)
+    }
+
+    #[test]
+    fn flags_become_one_streams_settings() {
+        let p = plan(&[
+            "run",
+            "-i",
+            "rtsp://127.0.0.1:8554/cam",
+            "-f",
+            "emboss",
+            "--fps",
+            "2",
+            "--quality",
+            "90",
+            "--workers",
+            "3",
+            "--rtsp-transport",
+            "udp",
+            "--no-reconnect",
+        ])
+        .unwrap();
+        assert_eq!(p.streams.len(), 1);
+        let c = &p.streams[0].cfg;
+        assert_eq!(p.streams[0].filter, "emboss");
+        assert_eq!(c.encode.format, ImageFormat::Jpeg);
+        assert_eq!(c.encode.quality, 90);
+        assert_eq!(c.workers, 3);
+        assert_eq!(c.sampling.fps, Some(2.0));
+        assert_eq!(c.open.rtsp_transport, source::RtspTransport::Udp);
+        // A live input drops the oldest frame by default; sampling decodes with every core.
+        assert_eq!(c.overload, Overload::DropOldest);
+        assert_eq!(c.open.decode_share, source::DecodeShare::All);
+        assert!(!c.reconnect.enabled);
+        assert_eq!(c.label, "cam");
+    }
+
+    #[test]
+    fn files_block_and_formats_follow_the_template() {
+        let p = plan(&["run", "-i", "clip.mp4", "--name", "f{index}.png"]).unwrap();
+        let c = &p.streams[0].cfg;
+        assert_eq!(c.overload, Overload::Block);
+        assert_eq!(c.encode.format, ImageFormat::Png);
+        let e = plan(&[
+            "run",
+            "-i",
+            "clip.mp4",
+            "--name",
+            "f{index}.png",
+            "--format",
+            "jpg",
+        ])
+        .err()
+        .unwrap();
+        assert!(e.starts_with("usage: --format jpg disagrees"), "{e}");
+        let e = plan(&["run", "-i", "clip.mp4", "--name", "f{index}.xyz"])
+            .err()
+            .unwrap();
+        assert!(
+            e.contains("cannot tell the image format from '.xyz'"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn usage_errors_name_the_flag() {
+        for (args, want) in [
+            (
+                &["run", "-i", "clip.mp4", "-f", "glorbify"][..],
+                "-f 'glorbify'",
+            ),
+            (
+                &["run", "-i", "clip.mp4", "--name", "frame.jpg"][..],
+                "every frame would get the same name",
+            ),
+            (
+                &["run", "-i", "clip.mp4", "--raw-dir", "./frames/."][..],
+                "--raw-dir",
+            ),
+        ] {
+            let e = plan(args).err().unwrap_or_default();
+            assert!(
+                e.starts_with("usage: ") && e.contains(want),
+                "{args:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_config_gives_each_stream_its_settings_over_the_defaults() {
+        let (_d, path) = config(
+            "serve = \"8080\"\n[defaults]\nfilter = \"emboss\"\nworkers = 2\n\
+             [[stream]]\nlabel = \"a\"\ninput = \"a.mp4\"\nout = \"oa\"\n\
+             [[stream]]\nlabel = \"b\"\ninput = \"b.mp4\"\nout = \"ob\"\nfilter = \"sharpen\"\n",
+        );
+        let p = plan(&["run", "--config", &path]).unwrap();
+        assert_eq!(p.serve.as_deref(), Some("8080"));
+        let got: Vec<(&str, &str, usize)> = p
+            .streams
+            .iter()
+            .map(|s| (s.cfg.label.as_str(), s.filter.as_str(), s.cfg.workers))
+            .collect();
+        assert_eq!(got, [("a", "emboss", 2), ("b", "sharpen", 2)]);
+    }
+
+    #[test]
+    fn config_mistakes_are_usage_errors_at_their_key() {
+        let cases = [
+            // a process-wide option inside a stream
+            (
+                "[[stream]]\ninput = \"a.mp4\"\nserve = \"8080\"\n",
+                "belongs at the top of the file",
+            ),
+            // an unknown key
+            (
+                "[[stream]]\ninput = \"a.mp4\"\nfliter = \"emboss\"\n",
+                "not a run option",
+            ),
+            // a switch given a value, a value given a switch
+            (
+                "[[stream]]\ninput = \"a.mp4\"\nquality = true\n",
+                "expected a value",
+            ),
+            (
+                "[[stream]]\ninput = \"a.mp4\"\noverwrite = \"yes\"\n",
+                "expected true or false",
+            ),
+            // a bad value: the key that causes it is named
+            (
+                "[[stream]]\ninput = \"a.mp4\"\nquality = \"500\"\n",
+                "quality",
+            ),
+            ("[[stream]]\nout = \"o\"\n", "missing key 'input'"),
+            // two streams, one label; two streams, one directory however spelled
+            (
+                "[[stream]]\ninput = \"a.mp4\"\nlabel = \"x\"\nout = \"o1\"\n\
+                 [[stream]]\ninput = \"b.mp4\"\nlabel = \"x\"\nout = \"o2\"\n",
+                "two streams are labelled 'x'",
+            ),
+            (
+                "[[stream]]\ninput = \"a.mp4\"\nout = \"o\"\n\
+                 [[stream]]\ninput = \"b.mp4\"\nout = \"./o/.\"\n",
+                "would write into the same directory",
+            ),
+        ];
+        for (text, want) in cases {
+            let (_d, path) = config(text);
+            let e = plan(&["run", "--config", &path]).err().unwrap_or_default();
+            assert!(
+                e.starts_with("usage: ") && e.contains(want),
+                "{text:?}: {e}"
+            );
+            assert!(e.contains("cams.toml"), "names the file: {e}");
+        }
+    }
+
+    #[test]
+    fn stream_flags_beside_a_config_are_refused() {
+        let (_d, path) = config("[[stream]]\ninput = \"a.mp4\"\n");
+        let e = plan(&["run", "--config", &path, "--quality", "50"])
+            .err()
+            .unwrap();
+        assert!(e.contains("--quality belongs in the file"), "{e}");
+        // Process-wide options may be given on the command line.
+        assert!(plan(&["run", "--config", &path, "--serve", "8081"]).is_ok());
+    }
+
+    #[test]
+    fn directories_are_compared_as_canonical_paths() {
+        let d = tempfile::tempdir().unwrap();
+        let o = d.path().join("o");
+        std::fs::create_dir(&o).unwrap();
+        std::os::unix::fs::symlink(&o, d.path().join("link")).unwrap();
+        assert!(same_dir(&o, &d.path().join("o/.")));
+        assert!(same_dir(&o, &d.path().join("link")));
+        assert!(same_dir(&d.path().join("new/x/.."), &d.path().join("new")));
+        assert!(!same_dir(&o, &d.path().join("p")));
+    }
+}

@@ -46,88 +46,93 @@ fn run_into(out: &Path, extra: &[&str]) -> Captured {
     frameflow(&args, DEADLINE)
 }
 
-#[test]
-fn missing_file_exits_1_naming_the_input() {
-    let tmp = tempdir();
-    let input = tmp.path().join("no-such-clip.mp4");
-    let out = tmp.path().join("out");
-    let run = run_into(&out, &["-i", &s(&input), "-f", "emboss"]);
-    assert_no_panic(&run);
-    run.assert_code(1);
-    assert_clear_line(&run, "no-such-clip.mp4");
-    assert_reason(
-        &run,
-        "no-such-clip.mp4",
-        &[
-            "no such file",
-            "not found",
-            "does not exist",
-            "cannot open",
-            "can't open",
-        ],
-    );
-    assert_dir_empty(&out, &run);
+/// One input that is no usable video: how to make it, and what stderr must say.
+struct NoVideo {
+    /// The input's file name (it is made in a fresh temporary directory).
+    name: &'static str,
+    make: fn(&Path),
+    extra: &'static [&'static str],
+    /// Words of which the line naming the input must have one (none: any reason).
+    reasons: &'static [&'static str],
 }
 
-/// A text file. (libavformat's `tty` demuxer would render a `.txt` file as ANSI art —
-/// `ffprobe notes.txt` shows a 640x400 "ansi" video — but for frameflow's users a text
-/// file is not a video.)
+/// Every input that is no usable video exits 1 with a line naming it and a reason, and
+/// leaves the output directory empty.
 #[test]
-fn a_text_file_is_not_video_exits_1() {
-    let tmp = tempdir();
-    let input = tmp.path().join("notes.txt");
-    std::fs::write(
-        &input,
-        "This is not a video.\nJust some notes about the camera on the robot.\n".repeat(50),
-    )
-    .unwrap();
-    let out = tmp.path().join("out");
-    let run = run_into(&out, &["-i", &s(&input), "-f", "emboss"]);
-    assert_no_panic(&run);
-    run.assert_code(1);
-    assert_clear_line(&run, "notes.txt");
-    assert_dir_empty(&out, &run);
-}
-
-#[test]
-fn garbage_with_a_video_extension_exits_1() {
-    let tmp = tempdir();
-    let input = tmp.path().join("garbage.mp4");
-    let mut bytes = b"not a video at all; ".repeat(100);
-    // Some deterministic noise after the text.
-    let mut x: u32 = 0x1234_5678;
-    for _ in 0..20_000 {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        bytes.push(x as u8);
+fn inputs_that_are_no_video_exit_1_naming_the_input() {
+    let cases = [
+        // A missing file.
+        NoVideo {
+            name: "no-such-clip.mp4",
+            make: |_| {},
+            extra: &["-f", "emboss"],
+            reasons: &[
+                "no such file",
+                "not found",
+                "does not exist",
+                "cannot open",
+                "can't open",
+            ],
+        },
+        // A text file. (libavformat's `tty` demuxer would render a `.txt` file as ANSI
+        // art — `ffprobe notes.txt` shows a 640x400 "ansi" video — but for frameflow's
+        // users a text file is not a video.)
+        NoVideo {
+            name: "notes.txt",
+            make: |p| {
+                std::fs::write(
+                    p,
+                    "This is not a video.\nJust some notes about the camera on the robot.\n"
+                        .repeat(50),
+                )
+                .unwrap();
+            },
+            extra: &["-f", "emboss"],
+            reasons: &[],
+        },
+        // Garbage with a video extension.
+        NoVideo {
+            name: "garbage.mp4",
+            make: |p| {
+                let mut bytes = b"not a video at all; ".repeat(100);
+                // Some deterministic noise after the text.
+                let mut x: u32 = 0x1234_5678;
+                for _ in 0..20_000 {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    bytes.push(x as u8);
+                }
+                std::fs::write(p, bytes).unwrap();
+            },
+            extra: &["-f", "emboss"],
+            reasons: &[],
+        },
+        // An audio-only file has no video stream.
+        NoVideo {
+            name: "tone.wav",
+            make: |p| ffmpeg(["-f", "lavfi", "-i", "sine=frequency=440:duration=1", &s(p)]),
+            extra: &[],
+            reasons: &[],
+        },
+    ];
+    for case in cases {
+        let tmp = tempdir();
+        let input = tmp.path().join(case.name);
+        (case.make)(&input);
+        let out = tmp.path().join("out");
+        let mut args = vec!["-i".to_string(), s(&input)];
+        args.extend(case.extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = run_into(&out, &args);
+        assert_no_panic(&run);
+        run.assert_code(1);
+        assert_clear_line(&run, case.name);
+        if !case.reasons.is_empty() {
+            assert_reason(&run, case.name, case.reasons);
+        }
+        assert_dir_empty(&out, &run);
     }
-    std::fs::write(&input, bytes).unwrap();
-    let out = tmp.path().join("out");
-    let run = run_into(&out, &["-i", &s(&input), "-f", "emboss"]);
-    assert_no_panic(&run);
-    run.assert_code(1);
-    assert_clear_line(&run, "garbage.mp4");
-    assert_dir_empty(&out, &run);
-}
-
-#[test]
-fn an_audio_only_file_has_no_video_stream_exits_1() {
-    let tmp = tempdir();
-    let input = tmp.path().join("tone.wav");
-    ffmpeg([
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:duration=1",
-        &s(&input),
-    ]);
-    let out = tmp.path().join("out");
-    let run = run_into(&out, &["-i", &s(&input)]);
-    assert_no_panic(&run);
-    run.assert_code(1);
-    assert_clear_line(&run, "tone.wav");
-    assert_dir_empty(&out, &run);
 }
 
 /// A file cut short still yields every frame before the cut (as many as the ffmpeg CLI

@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::SystemTime;
 
 /// What to make of image files: the filter chain, the output directory and names, the
-/// encoding, the threads. The settings of one [`apply`] run; `watch` holds one in
-/// [`WatchConfig::job`](crate::watch::WatchConfig::job).
+/// encoding, the threads. The settings of one [`apply`] run; the hot folder (`watch`)
+/// holds one in its configuration.
 #[derive(Debug, Clone)]
 pub struct ImageJob {
     pub chain: Chain,
