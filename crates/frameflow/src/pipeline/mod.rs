@@ -711,7 +711,10 @@ fn run_inner(cfg: &RunConfig, control: &Control, taps: &Taps) -> Result<RunOutco
                 tx: &tx,
                 rx: &rx,
                 damage: &mut damage,
-                state: DecodeState::default(),
+                state: DecodeState {
+                    select: Selector::new(&cfg.sampling),
+                    ..DecodeState::default()
+                },
             };
             let res = supervisor::supervise(
                 &mut decoder,
@@ -786,8 +789,8 @@ fn retries_open(cfg: &RunConfig, e: &SourceError) -> bool {
 struct DecodeState {
     /// Frames accepted so far (the next frame's `seq`).
     seq: u64,
-    /// Frames at or after `--start` considered by `--every` (selected or not).
-    considered: u64,
+    /// Which frames `--start`, `--duration`, `--every` and `--fps` select.
+    select: Selector,
     /// Frames decoded on the current connection.
     decoded_here: u64,
     /// First pts of the current connection.
@@ -796,7 +799,6 @@ struct DecodeState {
     pts_offset: f64,
     /// Stream time (ms) of the last frame.
     last_rel_ms: f64,
-    next_fps_ms: Option<f64>,
     /// `--start` on a file: where the seek to the keyframe before it stands.
     seek: StartSeek,
     /// Live inputs: (wall time, stream time in ms) of the frame that was most on time on
@@ -817,6 +819,69 @@ enum StartSeek {
     Jumped,
     /// Done (or not wanted, or the input cannot seek).
     Settled,
+}
+
+/// Which frames the sampling settings select, decided one frame at a time in
+/// presentation order from its stream time (ms since the first frame). The decode loop
+/// and the cluster's chunker both decide with it, so they select the same frames.
+#[derive(Debug, Clone, Default)]
+pub struct Selector {
+    start_ms: f64,
+    end_ms: Option<f64>,
+    every: Option<u64>,
+    fps: Option<f64>,
+    /// Frames at or after the start considered by `every` (selected or not).
+    considered: u64,
+    next_fps_ms: Option<f64>,
+}
+
+impl Selector {
+    pub fn new(s: &Sampling) -> Selector {
+        let start_ms = s.start.unwrap_or(0.0) * 1000.0;
+        Selector {
+            start_ms,
+            end_ms: s.duration.map(|d| start_ms + d * 1000.0),
+            every: s.every,
+            fps: s.fps,
+            considered: 0,
+            next_fps_ms: None,
+        }
+    }
+
+    /// Where the selection starts (ms of stream time).
+    pub fn start_ms(&self) -> f64 {
+        self.start_ms
+    }
+
+    /// Whether a frame at `rel_ms` is past the end of the selection (`--duration`):
+    /// nothing from here on is selected.
+    pub fn past_end(&self, rel_ms: f64) -> bool {
+        self.end_ms.is_some_and(|end| rel_ms >= end)
+    }
+
+    /// Selects the next frame (at `rel_ms`, not past the end) or says why not.
+    pub fn pick(&mut self, rel_ms: f64) -> Option<SkipReason> {
+        if rel_ms < self.start_ms {
+            return Some(SkipReason::Start);
+        }
+        self.considered += 1;
+        if let Some(n) = self.every
+            && !(self.considered - 1).is_multiple_of(n.max(1))
+        {
+            return Some(SkipReason::Every);
+        }
+        if let Some(fps) = self.fps {
+            let step = 1000.0 / fps;
+            let next = *self.next_fps_ms.get_or_insert(rel_ms);
+            if rel_ms + 1e-6 < next {
+                return Some(SkipReason::Fps);
+            }
+            // Next tick after this frame, on the grid anchored at the first selected one.
+            let ticks = ((rel_ms - next) / step).floor() + 1.0;
+            self.next_fps_ms = Some(next + ticks * step);
+        }
+        None
+    }
 }
 
 /// Below this, `--start` just decodes from the beginning (a seek is not worth it).
@@ -894,9 +959,7 @@ fn decode_loop(
                 );
             }
         }
-        if let Some(d) = s.duration
-            && rel_ms >= start_ms + d * 1000.0
-        {
+        if state.select.past_end(rel_ms) {
             // Past the end of the selection: not part of this run.
             source.start_drain();
             return (EndCause::Finished, None);
@@ -933,27 +996,9 @@ fn decode_loop(
             }
             _ => state.seek = StartSeek::Settled,
         }
-        if rel_ms < start_ms {
-            stats.skipped(SkipReason::Start, 1);
+        if let Some(reason) = state.select.pick(rel_ms) {
+            stats.skipped(reason, 1);
             continue;
-        }
-        state.considered += 1;
-        if let Some(n) = s.every
-            && !(state.considered - 1).is_multiple_of(n.max(1))
-        {
-            stats.skipped(SkipReason::Every, 1);
-            continue;
-        }
-        if let Some(fps) = s.fps {
-            let step = 1000.0 / fps;
-            let next = *state.next_fps_ms.get_or_insert(rel_ms);
-            if rel_ms + 1e-6 < next {
-                stats.skipped(SkipReason::Fps, 1);
-                continue;
-            }
-            // Next tick after this frame, on the grid anchored at the first selected one.
-            let ticks = ((rel_ms - next) / step).floor() + 1.0;
-            state.next_fps_ms = Some(next + ticks * step);
         }
         // A live frame is due when its stream time has passed on the wall clock, counted
         // from the moment the stream was most on time (the live edge); a drop policy
