@@ -516,6 +516,9 @@ pub enum FrameError {
     Name(#[from] crate::sink::naming::TemplateError),
     #[error("no free output name after 1000 attempts")]
     NoFreeName,
+    /// It failed on a cluster worker, for this reason.
+    #[error("{0}")]
+    Remote(String),
 }
 
 /// Whether `e` is the output running out of space (or of quota).
@@ -614,31 +617,7 @@ fn run_inner(cfg: &RunConfig, control: &Control, taps: &Taps) -> Result<RunOutco
     if source.is_some() {
         taps.stats.set_state(StreamState::Running);
     }
-    let dir = open_output(&cfg.out_dir)?;
-    let raw_dir = cfg
-        .raw_dir
-        .as_deref()
-        .map(|p| {
-            open_output(p).map_err(|e| match e {
-                WriteError::Dir { path, source } => PipelineError::RawDir {
-                    path,
-                    reason: source.to_string(),
-                },
-                other => PipelineError::Output(other),
-            })
-        })
-        .transpose()?;
-    let ext = cfg.encode.format.extension();
-    // Numbering continues after the highest index in the output (and the raw) directory.
-    let first_index = if cfg.overwrite {
-        0
-    } else {
-        std::iter::once(&cfg.out_dir)
-            .chain(cfg.raw_dir.as_ref())
-            .filter_map(|d| cfg.template.highest_existing_index(d, ext))
-            .max()
-            .map_or(0, |i| i + 1)
-    };
+    let (dir, raw_dir, first_index) = open_outputs(cfg)?;
     let info = source.as_ref().map(|s| s.info().clone());
     if let Some(info) = &info {
         tracing::info!(
@@ -647,50 +626,16 @@ fn run_inner(cfg: &RunConfig, control: &Control, taps: &Taps) -> Result<RunOutco
             "opened input"
         );
     }
-    if !cfg.input.is_live()
-        && let Some(info) = &info
-        && let (Some(d), Some(r)) = (info.duration, info.frame_rate)
-        && d.is_finite()
-        && r.is_finite()
-    {
-        let total = (d * r).round().max(0.0) as u64;
-        let s = &cfg.sampling;
-        let skipped = s.start.map_or(0.0, |st| st * r).round() as u64;
-        let mut expected = total.saturating_sub(skipped);
-        if let Some(dur) = s.duration {
-            expected = expected.min((dur * r).round() as u64);
-        }
-        taps.stats
-            .expected_frames
-            .store(expected, Ordering::Relaxed);
+    if let Some(info) = &info {
+        expect_frames(cfg, info, &taps.stats);
     }
 
     let workers = cfg.workers.max(1);
     let queue = cfg.queue.max(1);
     let pool = SlotPool::new(queue + workers + 1);
     let (tx, rx) = crossbeam_channel::bounded::<Frame>(queue + workers + 1);
-    let stats = taps.stats.clone();
-    let shared = Shared {
-        cfg,
-        dir,
-        raw_dir,
-        stats: stats.clone(),
-        preview: taps.preview.clone(),
-        commit: Mutex::new(Committer {
-            next_seq: 0,
-            next_index: first_index,
-            pending: BTreeMap::new(),
-            kept: Committer::earlier_outputs(cfg),
-            last: None,
-        }),
-        control: control.clone(),
-        error_lines: AtomicU64::new(0),
-        output_error: Mutex::new(None),
-        workers_yield: AtomicBool::new(false),
-        disk_full: AtomicBool::new(false),
-    };
+    let shared = Shared::new(cfg, control, taps, dir, raw_dir, first_index);
     let mut damage = Damage::default();
-
     let source_error = std::thread::scope(
         |scope| -> Result<supervisor::Ended<SourceError>, PipelineError> {
             let mut handles = Vec::with_capacity(workers);
@@ -735,30 +680,249 @@ fn run_inner(cfg: &RunConfig, control: &Control, taps: &Taps) -> Result<RunOutco
     if let Some(source) = &source {
         damage.add(source.damage());
     }
-    Stats::add(
-        &stats.decode_errors,
-        damage.decode_errors + damage.corrupt_frames,
-    );
-    if shared.commit.is_poisoned() {
-        // Frames the failed committer held were never renamed: their temporary files go.
-        for d in std::iter::once(&cfg.out_dir).chain(cfg.raw_dir.as_ref()) {
-            crate::sink::atomic::remove_own_temps(d);
+    Ok(shared.outcome(first_index, damage, source_error))
+}
+
+/// Opens the output (and raw) directory and finds where numbering continues: after the
+/// highest index already in either (or 0 with `--overwrite`).
+fn open_outputs(cfg: &RunConfig) -> Result<(AtomicDir, Option<AtomicDir>, u64), PipelineError> {
+    let dir = open_output(&cfg.out_dir)?;
+    let raw_dir = cfg
+        .raw_dir
+        .as_deref()
+        .map(|p| {
+            open_output(p).map_err(|e| match e {
+                WriteError::Dir { path, source } => PipelineError::RawDir {
+                    path,
+                    reason: source.to_string(),
+                },
+                other => PipelineError::Output(other),
+            })
+        })
+        .transpose()?;
+    let ext = cfg.encode.format.extension();
+    let first_index = if cfg.overwrite {
+        0
+    } else {
+        std::iter::once(&cfg.out_dir)
+            .chain(cfg.raw_dir.as_ref())
+            .filter_map(|d| cfg.template.highest_existing_index(d, ext))
+            .max()
+            .map_or(0, |i| i + 1)
+    };
+    Ok((dir, raw_dir, first_index))
+}
+
+/// A file input's expected frame count (for progress), from its duration and rate.
+fn expect_frames(cfg: &RunConfig, info: &crate::source::StreamInfo, stats: &Stats) {
+    if !cfg.input.is_live()
+        && let (Some(d), Some(r)) = (info.duration, info.frame_rate)
+        && d.is_finite()
+        && r.is_finite()
+    {
+        let total = (d * r).round().max(0.0) as u64;
+        let s = &cfg.sampling;
+        let skipped = s.start.map_or(0.0, |st| st * r).round() as u64;
+        let mut expected = total.saturating_sub(skipped);
+        if let Some(dur) = s.duration {
+            expected = expected.min((dur * r).round() as u64);
+        }
+        stats.expected_frames.store(expected, Ordering::Relaxed);
+    }
+}
+
+impl<'a> Shared<'a> {
+    fn new(
+        cfg: &'a RunConfig,
+        control: &Control,
+        taps: &Taps,
+        dir: AtomicDir,
+        raw_dir: Option<AtomicDir>,
+        first_index: u64,
+    ) -> Shared<'a> {
+        Shared {
+            cfg,
+            dir,
+            raw_dir,
+            stats: taps.stats.clone(),
+            preview: taps.preview.clone(),
+            commit: Mutex::new(Committer {
+                next_seq: 0,
+                next_index: first_index,
+                pending: BTreeMap::new(),
+                kept: Committer::earlier_outputs(cfg),
+                last: None,
+            }),
+            control: control.clone(),
+            error_lines: AtomicU64::new(0),
+            output_error: Mutex::new(None),
+            workers_yield: AtomicBool::new(false),
+            disk_full: AtomicBool::new(false),
         }
     }
-    let report = Report::new(vec![stats.snapshot()]);
-    let output_error = shared
-        .output_error
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner());
-    let supervisor::Ended { error, stopped } = source_error;
-    Ok(RunOutcome {
-        report,
-        // Stopping for an output failure is not the input's fault.
-        source_error: error.filter(|_| output_error.is_none()),
-        first_index,
-        damage,
-        stopped_early: stopped && output_error.is_none(),
-        output_error,
+
+    /// How the run ended, once nothing more is committed.
+    fn outcome(
+        self,
+        first_index: u64,
+        damage: Damage,
+        ended: supervisor::Ended<SourceError>,
+    ) -> RunOutcome {
+        let cfg = self.cfg;
+        let stats = self.stats.clone();
+        Stats::add(
+            &stats.decode_errors,
+            damage.decode_errors + damage.corrupt_frames,
+        );
+        if self.commit.is_poisoned() {
+            // Frames the failed committer held were never renamed: their temporary files go.
+            for d in std::iter::once(&cfg.out_dir).chain(cfg.raw_dir.as_ref()) {
+                crate::sink::atomic::remove_own_temps(d);
+            }
+        }
+        let report = Report::new(vec![stats.snapshot()]);
+        let output_error = self
+            .output_error
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner());
+        let supervisor::Ended { error, stopped } = ended;
+        RunOutcome {
+            report,
+            // Stopping for an output failure is not the input's fault.
+            source_error: error.filter(|_| output_error.is_none()),
+            first_index,
+            damage,
+            stopped_early: stopped && output_error.is_none(),
+            output_error,
+        }
+    }
+}
+
+/// The committing half of a run, for frames filtered and encoded elsewhere (the
+/// cluster's workers): outputs handed over in any order are named and renamed in `seq`
+/// order, exactly as a local run's workers' are — same names, same atomic renames,
+/// `--keep-last`, `--raw-dir`, numbering continuation.
+pub struct Committing<'s, 'a> {
+    shared: &'s Shared<'a>,
+    /// A name of the right extension for temporary files.
+    provisional: String,
+}
+
+impl std::fmt::Debug for Committing<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Committing")
+            .field("input", &self.shared.cfg.input.raw)
+            .finish()
+    }
+}
+
+impl Committing<'_, '_> {
+    /// The run's counters.
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    /// The stop flag (a signal, or a fatal output error).
+    pub fn stop(&self) -> &AtomicBool {
+        &self.shared.control.stop
+    }
+
+    /// Frame `seq` (at `pts_ms`), encoded: `filtered` is its output, `raw` its unfiltered
+    /// twin for `--raw-dir`. Written to temporary files now, renamed in `seq` order.
+    pub fn deliver(&self, seq: u64, pts_ms: i64, filtered: &[u8], raw: Option<&[u8]>) {
+        let shared = self.shared;
+        let context = shared.context(seq, pts_ms);
+        let raw = match (&shared.raw_dir, raw) {
+            (Some(rd), Some(bytes)) => match rd.write_temp(&self.provisional, bytes) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    shared.write_failed(e, context.clone().raw());
+                    None
+                }
+            },
+            _ => None,
+        };
+        match shared.dir.write_temp(&self.provisional, filtered) {
+            Ok(temp) => shared.finish(
+                seq,
+                Some(Pending {
+                    temp,
+                    raw,
+                    seq,
+                    pts_ms,
+                    decoded_at: Instant::now(),
+                }),
+            ),
+            Err(e) => {
+                shared.discard_raw(raw);
+                shared.write_failed(e, context);
+                shared.finish(seq, None);
+            }
+        }
+    }
+
+    /// Frame `seq` failed where it was made: counted and logged as a failed frame.
+    pub fn failed(&self, seq: u64, pts_ms: i64, why: String) {
+        let shared = self.shared;
+        shared.fail(shared.context(seq, pts_ms).failed(FrameError::Remote(why)));
+        shared.finish(seq, None);
+    }
+
+    /// Frame `seq` was dropped on purpose (`--overload`): counted as a drop.
+    pub fn dropped(&self, seq: u64, reason: DropReason) {
+        self.shared.stats.dropped(reason);
+        self.shared.finish(seq, None);
+    }
+}
+
+/// How a run whose frames were made elsewhere ended, as its body reports it.
+#[derive(Debug, Default)]
+pub struct RemoteEnd {
+    /// The input failure that ended it, if any.
+    pub error: Option<SourceError>,
+    /// Ended by the stop flag before the input ended or the limits were reached.
+    pub stopped: bool,
+    /// Damaged data the workers met.
+    pub damage: Damage,
+}
+
+/// Runs one stream whose frames are decoded, filtered and encoded elsewhere: opens the
+/// outputs as [`run`] does, then `body` hands the finished frames to the
+/// [`Committing`] it gets (in any order; every `seq` from 0 up to the last it used must
+/// be delivered, failed or dropped).
+pub fn run_remote(
+    cfg: &RunConfig,
+    control: &Control,
+    taps: &Taps,
+    body: impl FnOnce(&Committing<'_, '_>) -> RemoteEnd,
+) -> Result<RunOutcome, PipelineError> {
+    drop(Encoder::new(cfg.encode)?);
+    taps.stats.set_state(StreamState::Starting);
+    let (dir, raw_dir, first_index) = open_outputs(cfg)?;
+    let shared = Shared::new(cfg, control, taps, dir, raw_dir, first_index);
+    let provisional = provisional_name(cfg);
+    let end = body(&Committing {
+        shared: &shared,
+        provisional,
+    });
+    taps.stats.set_state(StreamState::Ended);
+    let ended = supervisor::Ended {
+        error: end.error,
+        stopped: end.stopped,
+    };
+    Ok(shared.outcome(first_index, end.damage, ended))
+}
+
+/// A name of the right extension for a stream's temporary files (the real name is given
+/// at commit time).
+fn provisional_name(cfg: &RunConfig) -> String {
+    cfg.template.render(&NameValues {
+        index: 0,
+        pts_ms: 0,
+        time: "t",
+        stream: &cfg.label,
+        stem: "s",
+        ext: cfg.encode.format.extension(),
     })
 }
 
@@ -1175,24 +1339,24 @@ struct WorkerState {
 
 impl WorkerState {
     fn new(cfg: &RunConfig) -> Result<WorkerState, EncodeError> {
-        let encoder = Encoder::new(cfg.encode)?;
-        let fused = match cfg.chain.row_filter() {
+        WorkerState::with(&cfg.chain, cfg.encode, provisional_name(cfg))
+    }
+
+    fn with(
+        chain: &Chain,
+        encode: EncodeOptions,
+        provisional: String,
+    ) -> Result<WorkerState, EncodeError> {
+        let encoder = Encoder::new(encode)?;
+        let fused = match chain.row_filter() {
             Some(filter)
-                if cfg.encode.format == ImageFormat::Jpeg
-                    && cfg.chain.output_mode(Mode::Rgb).ok() == Some(Mode::Rgb) =>
+                if encode.format == ImageFormat::Jpeg
+                    && chain.output_mode(Mode::Rgb).ok() == Some(Mode::Rgb) =>
             {
-                Some(Fused::new(filter, cfg.encode.quality)?)
+                Some(Fused::new(filter, encode.quality)?)
             }
             _ => None,
         };
-        let provisional = cfg.template.render(&NameValues {
-            index: 0,
-            pts_ms: 0,
-            time: "t",
-            stream: &cfg.label,
-            stem: "s",
-            ext: cfg.encode.format.extension(),
-        });
         Ok(WorkerState {
             conv: Converter::default(),
             rgb: FrameBuf::default(),
@@ -1202,6 +1366,77 @@ impl WorkerState {
             preview_enc: PreviewEncoder::default(),
             provisional,
         })
+    }
+}
+
+/// Filters and encodes frames decoded elsewhere than in a [`run`] (a cluster worker):
+/// the same converter, strip-fused path, filter and encoder a local run's workers use,
+/// so the bytes are the same.
+pub struct Renderer {
+    chain: Chain,
+    chain_text: String,
+    encode: EncodeOptions,
+    st: WorkerState,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer")
+            .field("encode", &self.encode)
+            .finish()
+    }
+}
+
+/// A frame's encoded outputs.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    /// The filtered output.
+    pub filtered: Vec<u8>,
+    /// The unfiltered frame, encoded the same way (when asked for).
+    pub raw: Option<Vec<u8>>,
+}
+
+impl Renderer {
+    /// A renderer for the chain `chain_text` (as `-f` takes it) and `encode`.
+    pub fn new(chain_text: &str, encode: EncodeOptions) -> Result<Renderer, FrameError> {
+        let chain = Chain::parse(chain_text)
+            .map_err(|e| FrameError::Remote(format!("-f '{chain_text}': {e}")))?;
+        let st = WorkerState::with(&chain, encode, String::new())?;
+        Ok(Renderer {
+            chain,
+            chain_text: chain_text.to_string(),
+            encode,
+            st,
+        })
+    }
+
+    /// The filter chain and encoding this renderer applies.
+    pub fn is_for(&self, chain: &str, encode: EncodeOptions) -> bool {
+        self.chain_text == chain && self.encode == encode
+    }
+
+    /// Converts, filters and encodes `pic` (and encodes it unfiltered too with `raw`).
+    pub fn render(&mut self, pic: &Picture, raw: bool) -> Result<Rendered, FrameError> {
+        let st = &mut self.st;
+        if let Some(fused) = st.fused.as_mut()
+            && !raw
+            && st.conv.strips_exact(pic)?
+        {
+            let bytes = fused.encode(pic, &mut st.conv)?;
+            return Ok(Rendered {
+                filtered: bytes.to_vec(),
+                raw: None,
+            });
+        }
+        st.conv.convert(pic, &mut st.rgb)?;
+        let raw = if raw {
+            Some(st.encoder.encode(st.rgb.image())?.to_vec())
+        } else {
+            None
+        };
+        let img = self.chain.apply(st.rgb.image(), &mut st.scratch)?;
+        let filtered = st.encoder.encode(img)?.to_vec();
+        Ok(Rendered { filtered, raw })
     }
 }
 

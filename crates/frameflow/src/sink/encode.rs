@@ -93,7 +93,7 @@ pub enum EncodeError {
 }
 
 /// Encoder settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EncodeOptions {
     pub format: ImageFormat,
     /// 1..=100, JPEG and WebP.

@@ -6,6 +6,7 @@
 //! forever), and the colour matrix and range (see [`convert`]). Read errors are reported,
 //! never mistaken for the end of the stream.
 
+pub mod packets;
 pub mod probe;
 pub mod spec;
 pub mod still;
