@@ -214,15 +214,15 @@ fuzz_target!(|input: Input| {
     let expected_mode = chain.output_mode(mode);
     let mut scratch = Scratch::default();
     let first = chain.apply(src, &mut scratch).map(|o| {
-        assert!(o.stride >= o.row_bytes());
+        assert!(o.stride() >= o.row_bytes());
         assert!(
             o.validate().is_ok(),
             "{text}: invalid output {}x{}",
-            o.width,
-            o.height
+            o.width(),
+            o.height()
         );
-        let rows: Vec<Vec<u8>> = (0..o.height).map(|y| o.row(y).to_vec()).collect();
-        (o.width, o.height, o.mode, rows)
+        let rows: Vec<Vec<u8>> = (0..o.height()).map(|y| o.row(y).to_vec()).collect();
+        (o.width(), o.height(), o.mode(), rows)
     });
     match (&expected_mode, &first) {
         (Ok(m), Ok((_, _, om, _))) => assert_eq!(m, om, "{text}: output_mode disagrees"),
@@ -238,7 +238,10 @@ fuzz_target!(|input: Input| {
 
     // The same scratch again (now grown): same result.
     let again = chain.apply(src, &mut scratch).expect("second apply");
-    assert_eq!((again.width, again.height, again.mode), (ow, oh, omode));
+    assert_eq!(
+        (again.width(), again.height(), again.mode()),
+        (ow, oh, omode)
+    );
     for (y, row) in rows.iter().enumerate() {
         assert_eq!(
             again.row(y as u32),

@@ -426,25 +426,31 @@ pub fn cmd_filters() -> Result<ExitCode, Failure> {
     out.push_str("Filters (chain them with commas: emboss,grayscale,resize=320x180):\n\n");
     for f in describe_filters() {
         let params: Vec<String> = f
-            .params
+            .params()
             .iter()
-            .map(|p| match p.default {
-                ParamDefault::Required => p.name.to_string(),
-                ParamDefault::Value(v) => format!("{}={v}", p.name),
-                ParamDefault::Computed(v) => format!("{}=<{v}>", p.name),
+            .map(|p| match p.default() {
+                ParamDefault::Required => p.name().to_string(),
+                ParamDefault::Value(v) => format!("{}={v}", p.name()),
+                ParamDefault::Computed(v) => format!("{}=<{v}>", p.name()),
+                // A kind of default this version does not know: show its text, if any.
+                _ => match p.default_text() {
+                    Some(v) => format!("{}=<{v}>", p.name()),
+                    None => p.name().to_string(),
+                },
             })
             .collect();
         let sig = if params.is_empty() {
-            f.name.to_string()
+            f.name().to_string()
         } else {
-            format!("{}={}", f.name, params.join(":"))
+            format!("{}={}", f.name(), params.join(":"))
         };
         out.push_str(&format!(
             "  {sig}\n      {}\n      Pillow: {}\n",
-            f.help, f.pillow
+            f.help(),
+            f.pillow()
         ));
-        for p in f.params {
-            out.push_str(&format!("      - {}: {}\n", p.name, p.help));
+        for p in f.params() {
+            out.push_str(&format!("      - {}: {}\n", p.name(), p.help()));
         }
     }
     print!("{out}");

@@ -92,6 +92,8 @@ pub struct RunArgs {
 pub struct ProcessArgs {
     /// Run the streams of a TOML file, each with its own input, filter, output and
     /// supervisor, in one process ([[stream]] tables; keys are these options' long names).
+    // This doc comment is `--help` text (clap), not Markdown: `[[stream]]` is TOML.
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Serve a web page with live previews and stats, /stream.mjpeg, /latest.jpg,
@@ -115,6 +117,8 @@ pub struct ProcessArgs {
 pub struct StreamOptions {
     /// Input: a path, http(s)://, rtsp://, rtmp://, srt://, udp://, tcp://, an HLS playlist,
     /// lavfi:<graph>, v4l2:<device>, or - for stdin.
+    // This doc comment is `--help` text (clap), not HTML: `<graph>` is a placeholder.
+    #[allow(rustdoc::invalid_html_tags)]
     #[arg(short, long, value_name = "SRC")]
     pub input: Option<String>,
     #[command(flatten)]

@@ -199,7 +199,7 @@ pub(crate) static STUCK_EXIT: std::sync::atomic::AtomicU8 =
     std::sync::atomic::AtomicU8::new(EXIT_INTERRUPTED);
 
 /// After a stop: if some thread stays inside a blocking libavformat call that no
-/// interrupt reaches (a FIFO nobody writes, a silent stdin) for [`STUCK_IO_GRACE`], the
+/// interrupt reaches (a FIFO nobody writes, a silent stdin) for `STUCK_IO_GRACE`, the
 /// process ends itself — temporary files removed, nothing partial left.
 fn watch_for_stuck_io(dirs: TempDirs) {
     const STUCK_IO_GRACE: Duration = Duration::from_secs(1);

@@ -45,7 +45,7 @@ fn filters(c: &mut Criterion) {
         group.bench_function(*spec, |b| {
             b.iter(|| {
                 let out = chain.apply(black_box(src), &mut scratch).expect("apply");
-                black_box(out.data.len());
+                black_box(out.data().len());
             })
         });
     }

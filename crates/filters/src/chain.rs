@@ -9,6 +9,7 @@ use std::fmt;
 
 /// How a parameter gets its value when it is not given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ParamDefault {
     /// The parameter must be given.
     Required,
@@ -22,14 +23,29 @@ pub enum ParamDefault {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParamInfo {
     /// Name, usable as `name=value`.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// Default value or rule.
-    pub default: ParamDefault,
+    pub(crate) default: ParamDefault,
     /// One-line help.
-    pub help: &'static str,
+    pub(crate) help: &'static str,
 }
 
 impl ParamInfo {
+    /// Name, usable as `name=value`.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Default value or rule.
+    pub fn default(&self) -> ParamDefault {
+        self.default
+    }
+
+    /// One-line help.
+    pub fn help(&self) -> &'static str {
+        self.help
+    }
+
     /// The default as text (`None` when the parameter is required).
     pub fn default_text(&self) -> Option<&'static str> {
         match self.default {
@@ -43,13 +59,35 @@ impl ParamInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FilterInfo {
     /// Name used in chains.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// Parameters in positional order.
-    pub params: &'static [ParamInfo],
+    pub(crate) params: &'static [ParamInfo],
     /// The Pillow call whose output this filter reproduces.
-    pub pillow: &'static str,
+    pub(crate) pillow: &'static str,
     /// One-line description.
-    pub help: &'static str,
+    pub(crate) help: &'static str,
+}
+
+impl FilterInfo {
+    /// Name used in chains.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Parameters in positional order.
+    pub fn params(&self) -> &'static [ParamInfo] {
+        self.params
+    }
+
+    /// The Pillow call whose output this filter reproduces.
+    pub fn pillow(&self) -> &'static str {
+        self.pillow
+    }
+
+    /// One-line description.
+    pub fn help(&self) -> &'static str {
+        self.help
+    }
 }
 
 /// Resolved arguments of one step: given values or literal defaults, by parameter index.
@@ -632,6 +670,7 @@ impl fmt::Display for Step {
 /// A chain that runs one output row at a time (see [`Chain::row_filter`]), for callers
 /// that produce the input in strips; rows are identical to [`Chain::apply`]'s.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub enum RowFilter {
     /// The empty chain: each output row is its input row.
     Identity,

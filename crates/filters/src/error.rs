@@ -8,6 +8,7 @@ use crate::Mode;
 /// Every variant names the filter (or the text) at fault, so the message alone tells
 /// the user what to fix.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ChainError {
     /// A step between two commas is empty, e.g. `emboss,,blur`.
     #[error("step {step} of the filter chain is empty")]
@@ -90,6 +91,7 @@ fn suggest(s: &Option<&'static str>) -> String {
 
 /// A filter chain could not be applied to an image.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FilterError {
     /// Pillow refuses this step for this image mode, so frameflow does too.
     #[error("step {step} '{filter}': Pillow refuses mode {mode}")]

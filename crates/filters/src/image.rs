@@ -5,7 +5,10 @@ use crate::FilterError;
 use std::fmt;
 
 /// Pixel layout of an 8-bit image, named as in Pillow.
+///
+/// More modes may be added, so a `match` on it outside this crate needs a `_` arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Mode {
     /// One channel, grey levels (Pillow `"L"`).
     L,
@@ -54,18 +57,23 @@ fn needed_len(row_bytes: usize, height: u32, stride: usize) -> Option<usize> {
 
 /// A borrowed 8-bit image. Rows start every `stride` bytes; only the first
 /// `width * channels` bytes of each row are pixels (rows may be padded).
+///
+/// Built with [`ImageRef::new`] (which checks the geometry against the data) or
+/// [`ImageBuf::as_ref`]; read with [`data`](ImageRef::data), [`width`](ImageRef::width),
+/// [`height`](ImageRef::height), [`stride`](ImageRef::stride) and
+/// [`mode`](ImageRef::mode).
 #[derive(Debug, Clone, Copy)]
 pub struct ImageRef<'a> {
     /// Pixel bytes, row after row.
-    pub data: &'a [u8],
+    pub(crate) data: &'a [u8],
     /// Width in pixels.
-    pub width: u32,
+    pub(crate) width: u32,
     /// Height in pixels.
-    pub height: u32,
+    pub(crate) height: u32,
     /// Distance in bytes between the starts of two consecutive rows.
-    pub stride: usize,
+    pub(crate) stride: usize,
     /// Channel layout.
-    pub mode: Mode,
+    pub(crate) mode: Mode,
 }
 
 impl<'a> ImageRef<'a> {
@@ -89,8 +97,8 @@ impl<'a> ImageRef<'a> {
         Ok(img)
     }
 
-    /// Checks the invariants that [`ImageRef::new`] checks (the fields are public, so a
-    /// view may have been built without it).
+    /// Checks the invariants that [`ImageRef::new`] checks. Every view this crate hands
+    /// out satisfies them; this is kept for callers that want to assert it.
     pub fn validate(&self) -> Result<(), FilterError> {
         let err = |reason: String| FilterError::InvalidImage {
             width: self.width,
@@ -119,6 +127,32 @@ impl<'a> ImageRef<'a> {
         Ok(())
     }
 
+    /// The pixel bytes, row after row (`stride` apart; the last row may stop after its
+    /// pixels).
+    pub fn data(&self) -> &'a [u8] {
+        self.data
+    }
+
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// Distance in bytes between the starts of two consecutive rows.
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// Channel layout.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
     /// Number of pixel bytes in a row (`width * channels`).
     pub fn row_bytes(&self) -> usize {
         self.width as usize * self.mode.channels()
@@ -134,7 +168,8 @@ impl<'a> ImageRef<'a> {
         &self.data[start..start + self.row_bytes()]
     }
 
-    /// Whether rows are contiguous (no padding), so `data` can be used as one slice.
+    /// Whether rows are contiguous (no padding), so [`data`](ImageRef::data) can be used
+    /// as one slice.
     pub fn is_packed(&self) -> bool {
         self.stride == self.row_bytes() || self.height <= 1
     }

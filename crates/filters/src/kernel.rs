@@ -37,6 +37,7 @@ const RING_CHUNK: usize = 1024;
 
 /// A kernel could not be built.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum KernelError {
     /// Not 9 or 25 weights.
     #[error("must be 9 (3x3) or 25 (5x5) numbers, got {0}")]

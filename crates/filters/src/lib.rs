@@ -19,7 +19,7 @@
 //! let src = ImageRef::new(&pixels, 4, 4, 12, Mode::Rgb).unwrap();
 //! let mut scratch = Scratch::default();
 //! let out = chain.apply(src, &mut scratch).unwrap();
-//! assert_eq!(out.mode, Mode::L);
+//! assert_eq!(out.mode(), Mode::L);
 //! assert_eq!(out.row(1), &[100, 128, 128, 100]);
 //! ```
 
@@ -33,6 +33,11 @@ pub mod kernel;
 mod rank;
 mod resample;
 mod simd;
+
+/// The usage example of README.md, compiled and run as a doctest so it stays true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 
 pub use chain::{Chain, FilterInfo, ParamDefault, ParamInfo, RowFilter, Scratch, describe_filters};
 pub use error::{ChainError, FilterError};

@@ -83,17 +83,22 @@ fn parse_line(line: &str) -> Case<'_> {
 
 /// Compares `got` with Pillow's bytes; `None` when equal within the tolerance.
 fn compare(c: &Case<'_>, got: ImageRef<'_>, want: &[u8]) -> Option<String> {
-    if (got.width, got.height, got.mode.name()) != (c.out_w, c.out_h, c.out_mode) {
+    if (got.width(), got.height(), got.mode().name()) != (c.out_w, c.out_h, c.out_mode) {
         return Some(format!(
             "got {}x{} {}, Pillow {}x{} {}",
-            got.width, got.height, got.mode, c.out_w, c.out_h, c.out_mode
+            got.width(),
+            got.height(),
+            got.mode(),
+            c.out_w,
+            c.out_h,
+            c.out_mode
         ));
     }
-    let ch = got.mode.channels();
+    let ch = got.mode().channels();
     let mut first = None;
     let mut bad = 0usize;
     let mut worst = 0u8;
-    for y in 0..got.height {
+    for y in 0..got.height() {
         let row = got.row(y);
         let want_row = &want[y as usize * row.len()..][..row.len()];
         for (i, (&a, &b)) in row.iter().zip(want_row).enumerate() {

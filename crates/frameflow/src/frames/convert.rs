@@ -204,7 +204,7 @@ impl Converter {
             self.convert_rows(pic, y, n, &mut strips, y)?;
             y += n;
         }
-        Ok(whole.image().data == strips.image().data)
+        Ok(whole.image().data() == strips.image().data())
     }
 
     /// Checks the picture and (re)builds the context for its geometry and colour tags.

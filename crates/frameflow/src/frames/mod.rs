@@ -68,13 +68,15 @@ impl FrameBuf {
         } else {
             self.stride * (self.height as usize - 1) + self.width as usize * 3
         };
-        ImageRef {
-            data: &self.data[..len],
-            width: self.width,
-            height: self.height,
-            stride: self.stride,
-            mode: Mode::Rgb,
-        }
+        // `reshape` keeps `stride >= width * 3` and `data.len() >= stride * height`.
+        ImageRef::new(
+            &self.data[..len],
+            self.width,
+            self.height,
+            self.stride,
+            Mode::Rgb,
+        )
+        .expect("FrameBuf geometry is consistent by construction")
     }
 }
 
@@ -158,7 +160,7 @@ mod tests {
         assert_eq!(b.stride(), 128);
         assert_eq!(b.capacity(), cap, "shrinking must not reallocate");
         let img = b.image();
-        assert_eq!(img.data.len(), 128 * 6 + 99);
+        assert_eq!(img.data().len(), 128 * 6 + 99);
     }
 
     #[test]

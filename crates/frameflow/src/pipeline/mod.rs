@@ -1609,7 +1609,14 @@ fn process(
             && p.due(Feed::Processed)
         {
             if cfg.encode.format == ImageFormat::Jpeg {
-                p.publish_jpeg(Feed::Processed, bytes, img.width, img.height, seq, pts_ms);
+                p.publish_jpeg(
+                    Feed::Processed,
+                    bytes,
+                    img.width(),
+                    img.height(),
+                    seq,
+                    pts_ms,
+                );
             } else {
                 preview_enc.publish_image(p, Feed::Processed, img, seq, pts_ms);
             }

@@ -56,7 +56,7 @@ pub struct Registry {
 }
 
 /// The newest scaled JPEG per (stream, feed, width): a width is scaled once per frame
-/// however many viewers ask for it. Bounded: past [`SCALE_CACHE_MAX`] entries it starts
+/// however many viewers ask for it. Bounded: past `SCALE_CACHE_MAX` entries it starts
 /// over.
 #[derive(Debug, Default)]
 pub struct ScaleCache {

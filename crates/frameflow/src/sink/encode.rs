@@ -134,10 +134,10 @@ impl Encoder {
     /// Encodes `img` and returns the file's bytes (valid until the next call).
     pub fn encode(&mut self, img: ImageRef<'_>) -> Result<&[u8], EncodeError> {
         let format = self.opts.format;
-        if !format.supports(img.mode) {
+        if !format.supports(img.mode()) {
             return Err(EncodeError::UnsupportedMode {
                 format,
-                mode: img.mode.name(),
+                mode: img.mode().name(),
             });
         }
         if format == ImageFormat::Jpeg {
@@ -163,7 +163,7 @@ impl Encoder {
             return Err(EncodeError::Jpeg(turbojpeg::Error::Null));
         };
         // Pillow saves RGB as 4:2:0 at quality 75, L as grayscale.
-        let (pf, subsamp) = match img.mode {
+        let (pf, subsamp) = match img.mode() {
             Mode::L => (turbojpeg::PixelFormat::GRAY, turbojpeg::Subsamp::Gray),
             _ => (turbojpeg::PixelFormat::RGB, turbojpeg::Subsamp::Sub2x2),
         };
@@ -171,7 +171,7 @@ impl Encoder {
             c.set_subsamp(subsamp)?;
             self.jpeg_subsamp = Some(subsamp);
         }
-        let (w, h) = (img.width as usize, img.height as usize);
+        let (w, h) = (img.width() as usize, img.height() as usize);
         let need = c.buf_len(w, h)?;
         if self.out.len() < need {
             // Zeroed by the allocator (fresh pages, faulted in only where written): the
@@ -180,9 +180,9 @@ impl Encoder {
         }
         let n = c.compress_to_slice(
             turbojpeg::Image {
-                pixels: img.data,
+                pixels: img.data(),
                 width: w,
-                pitch: img.stride,
+                pitch: img.stride(),
                 height: h,
                 format: pf,
             },
@@ -193,12 +193,14 @@ impl Encoder {
 
     fn encode_png(&mut self, img: ImageRef<'_>) -> Result<(), EncodeError> {
         let data = pack(img, &mut self.packed);
-        let mut enc = png::Encoder::new(&mut self.out, img.width, img.height);
-        enc.set_color(match img.mode {
+        let color = match img.mode() {
             Mode::L => png::ColorType::Grayscale,
             Mode::Rgb => png::ColorType::Rgb,
             Mode::Rgba => png::ColorType::Rgba,
-        });
+            other => return Err(unsupported(ImageFormat::Png, other)),
+        };
+        let mut enc = png::Encoder::new(&mut self.out, img.width(), img.height());
+        enc.set_color(color);
         enc.set_depth(png::BitDepth::Eight);
         enc.set_compression(png::Compression::Fast);
         let mut w = enc.write_header()?;
@@ -208,8 +210,8 @@ impl Encoder {
     }
 
     fn encode_webp(&mut self, img: ImageRef<'_>) -> Result<(), EncodeError> {
-        let (w, h) = (img.width, img.height);
-        let mem = match img.mode {
+        let (w, h) = (img.width(), img.height());
+        let mem = match img.mode() {
             Mode::L => {
                 // libwebp has no grayscale input: expand to RGB like Pillow does.
                 self.packed.clear();
@@ -228,6 +230,7 @@ impl Encoder {
                 let data = pack(img, &mut self.packed);
                 webp::Encoder::from_rgba(data, w, h).encode(f32::from(self.opts.quality))
             }
+            other => return Err(unsupported(ImageFormat::Webp, other)),
         };
         if mem.is_empty() {
             return Err(EncodeError::Webp(format!(
@@ -259,7 +262,7 @@ impl EncoderSet {
     /// Encodes `img` as `format`. An RGBA image goes to a format without alpha (JPEG, PPM)
     /// as RGB, its alpha dropped (`convert("RGB")`); other modes are kept.
     pub fn encode(&mut self, format: ImageFormat, img: ImageRef<'_>) -> Result<&[u8], EncodeError> {
-        let img = if img.mode == Mode::Rgba && !format.supports(Mode::Rgba) {
+        let img = if img.mode() == Mode::Rgba && !format.supports(Mode::Rgba) {
             strip_alpha(img, &mut self.rgb);
             self.rgb.as_ref()
         } else {
@@ -280,8 +283,8 @@ impl EncoderSet {
 
 /// Drops the alpha band of an RGBA image (`convert("RGB")`).
 pub fn strip_alpha(img: ImageRef<'_>, out: &mut ImageBuf) {
-    out.reshape(img.width, img.height, Mode::Rgb);
-    let row_out = img.width as usize * 3;
+    out.reshape(img.width(), img.height(), Mode::Rgb);
+    let row_out = img.width() as usize * 3;
     if row_out == 0 {
         return;
     }
@@ -295,15 +298,24 @@ pub fn strip_alpha(img: ImageRef<'_>, out: &mut ImageBuf) {
     }
 }
 
+/// The error for a mode this encoder has no layout for (`Mode` is non-exhaustive: a
+/// mode added to `frameflow-filters` is refused here until an encoder handles it).
+fn unsupported(format: ImageFormat, mode: Mode) -> EncodeError {
+    EncodeError::UnsupportedMode {
+        format,
+        mode: mode.name(),
+    }
+}
+
 /// Returns the image's bytes without row padding, copying into `scratch` only when needed.
 fn pack<'a>(img: ImageRef<'a>, scratch: &'a mut Vec<u8>) -> &'a [u8] {
-    let row = img.width as usize * img.mode.channels();
-    let total = row * img.height as usize;
-    if img.stride == row {
-        return &img.data[..total];
+    let row = img.width() as usize * img.mode().channels();
+    let total = row * img.height() as usize;
+    if img.stride() == row {
+        return &img.data()[..total];
     }
     scratch.clear();
-    for y in 0..img.height {
+    for y in 0..img.height() {
         scratch.extend_from_slice(img.row(y));
     }
     scratch
@@ -312,14 +324,15 @@ fn pack<'a>(img: ImageRef<'a>, scratch: &'a mut Vec<u8>) -> &'a [u8] {
 /// BMP as Pillow writes it: 8-bit with a grey palette for L, 24-bit BGR for RGB,
 /// 32-bit BGRA for RGBA; rows bottom-up, padded to 4 bytes.
 fn encode_bmp(img: ImageRef<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    let (w, h) = (img.width as usize, img.height as usize);
-    let bpp: usize = match img.mode {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let bpp: usize = match img.mode() {
         Mode::L => 8,
         Mode::Rgb => 24,
         Mode::Rgba => 32,
+        other => return Err(unsupported(ImageFormat::Bmp, other)),
     };
     let row = (w * bpp / 8).div_ceil(4) * 4;
-    let palette = if img.mode == Mode::L { 256 * 4 } else { 0 };
+    let palette = if img.mode() == Mode::L { 256 * 4 } else { 0 };
     let offset = 14 + 40 + palette;
     let size = row
         .checked_mul(h)
@@ -327,8 +340,8 @@ fn encode_bmp(img: ImageRef<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         .filter(|s| *s <= u32::MAX as usize && w <= i32::MAX as usize && h <= i32::MAX as usize)
         .ok_or(EncodeError::TooLarge {
             format: ImageFormat::Bmp,
-            width: img.width,
-            height: img.height,
+            width: img.width(),
+            height: img.height(),
         })?;
     out.reserve(size);
     out.extend_from_slice(b"BM");
@@ -344,18 +357,18 @@ fn encode_bmp(img: ImageRef<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     out.extend_from_slice(&((row * h) as u32).to_le_bytes());
     out.extend_from_slice(&2835u32.to_le_bytes()); // 72 dpi
     out.extend_from_slice(&2835u32.to_le_bytes());
-    let colours: u32 = if img.mode == Mode::L { 256 } else { 0 };
+    let colours: u32 = if img.mode() == Mode::L { 256 } else { 0 };
     out.extend_from_slice(&colours.to_le_bytes());
     out.extend_from_slice(&colours.to_le_bytes());
-    if img.mode == Mode::L {
+    if img.mode() == Mode::L {
         for i in 0..=255u8 {
             out.extend_from_slice(&[i, i, i, 0]);
         }
     }
     let pad = row - w * bpp / 8;
-    for y in (0..img.height).rev() {
+    for y in (0..img.height()).rev() {
         let src = img.row(y);
-        match img.mode {
+        match img.mode() {
             Mode::L => out.extend_from_slice(src),
             Mode::Rgb => {
                 for px in src.chunks_exact(3) {
@@ -367,6 +380,7 @@ fn encode_bmp(img: ImageRef<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
                     out.extend_from_slice(&[px[2], px[1], px[0], px[3]]);
                 }
             }
+            other => return Err(unsupported(ImageFormat::Bmp, other)),
         }
         out.extend(std::iter::repeat_n(0u8, pad));
     }
@@ -375,9 +389,9 @@ fn encode_bmp(img: ImageRef<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
 
 /// Binary PPM (P6) for RGB, PGM (P5) for L.
 fn encode_ppm(img: ImageRef<'_>, out: &mut Vec<u8>) {
-    let magic = if img.mode == Mode::L { "P5" } else { "P6" };
-    out.extend_from_slice(format!("{magic}\n{} {}\n255\n", img.width, img.height).as_bytes());
-    for y in 0..img.height {
+    let magic = if img.mode() == Mode::L { "P5" } else { "P6" };
+    out.extend_from_slice(format!("{magic}\n{} {}\n255\n", img.width(), img.height()).as_bytes());
+    for y in 0..img.height() {
         out.extend_from_slice(img.row(y));
     }
 }

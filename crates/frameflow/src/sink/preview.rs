@@ -249,14 +249,14 @@ impl PreviewEncoder {
         let Some(enc) = self.jpeg.as_mut() else {
             return;
         };
-        let img = if img.mode == Mode::Rgba {
+        let img = if img.mode() == Mode::Rgba {
             strip_alpha(img, &mut self.rgb);
             self.rgb.as_ref()
         } else {
             img
         };
         match enc.encode(img) {
-            Ok(bytes) => preview.publish_jpeg(feed, bytes, img.width, img.height, seq, pts_ms),
+            Ok(bytes) => preview.publish_jpeg(feed, bytes, img.width(), img.height(), seq, pts_ms),
             Err(e) => tracing::debug!("preview: {e}"),
         }
     }

@@ -3,7 +3,7 @@
 //! The four settings the ffmpeg CLI makes and the library does not (FACTS.md) live here:
 //! decoder threads (`thread_count`, by input kind and bitrate), short probing for live inputs, I/O
 //! timeouts (both `rw_timeout` and an interrupt-callback deadline, so nothing blocks
-//! forever), and the colour matrix and range (see [`convert`]). Read errors are reported,
+//! forever), and the colour matrix and range (see [`frames::convert`](crate::frames::convert)). Read errors are reported,
 //! never mistaken for the end of the stream.
 
 pub mod packets;
@@ -131,7 +131,7 @@ pub enum DecodeShare {
 
 /// Below this many bits per pixel a stream's frames decode faster than the workers
 /// filter and encode them, and one decode thread per two cores keeps up (see
-/// [`decoder_threads`]).
+/// `decoder_threads`).
 pub const LIGHT_BITS_PER_PIXEL: f64 = 0.035;
 
 impl Default for OpenOptions {
@@ -983,9 +983,9 @@ mod tests {
                 let rb = pic.width() as usize * 3;
                 for y in 0..STRIP_ROWS as usize {
                     let want_row =
-                        &whole.image().data[(y + STRIP_ROWS as usize) * whole.stride()..][..rb];
+                        &whole.image().data()[(y + STRIP_ROWS as usize) * whole.stride()..][..rb];
                     assert_eq!(
-                        &rows.image().data[y * rows.stride()..][..rb],
+                        &rows.image().data()[y * rows.stride()..][..rb],
                         want_row,
                         "{size} {fmt} row {y}"
                     );
