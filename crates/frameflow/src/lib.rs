@@ -52,6 +52,7 @@ macro_rules! named_choices {
 }
 
 pub mod batch;
+pub mod cluster;
 pub mod config;
 pub mod frames;
 pub mod pipeline;
@@ -123,6 +124,7 @@ mod structure {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         let modules = [
             "batch",
+            "cluster",
             "config",
             "frames",
             "pipeline",

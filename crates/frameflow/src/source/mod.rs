@@ -39,6 +39,9 @@ pub enum SourceError {
     },
     #[error("input '{input}': no video stream (streams: {streams})")]
     NoVideo { input: String, streams: String },
+    /// The cluster that decodes this input's frames failed (the job owner's side).
+    #[error("input '{input}': cluster: {reason}")]
+    Cluster { input: String, reason: String },
     #[error("input '{input}': cannot start the {codec} decoder: {reason}")]
     Decoder {
         input: String,
@@ -82,7 +85,9 @@ impl SourceError {
     pub fn is_transient(&self) -> bool {
         match self {
             SourceError::Open { permanent, .. } => !permanent,
-            SourceError::Read { .. } | SourceError::Stalled { .. } => true,
+            SourceError::Read { .. }
+            | SourceError::Stalled { .. }
+            | SourceError::Cluster { .. } => true,
             SourceError::Spec(_)
             | SourceError::NoVideo { .. }
             | SourceError::Decoder { .. }

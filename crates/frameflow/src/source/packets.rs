@@ -220,6 +220,10 @@ pub fn pack_chunk(
             // from the input's container (NUT chooses its own).
             unsafe { (*(*ost.as_mut_ptr()).codecpar).codec_tag = 0 };
         }
+        // SAFETY: a plain field of the open output context: keep the input's timestamps
+        // as they are (negative dts included), so the worker's frames have the local
+        // decoder's times.
+        unsafe { (*octx.as_mut_ptr()).avoid_negative_ts = 0 };
         octx.write_header().map_err(err_string)?;
         let otb = octx.stream(0).map(|s| s.time_base()).unwrap_or(tb);
         for p in packets {
