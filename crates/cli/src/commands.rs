@@ -2,7 +2,7 @@
 //! outcome (`run`, `apply`, `watch`, `probe`, `filters`, `--version`).
 
 use crate::failure::{Failure, error_text, usage};
-use crate::flags::{ApplyArgs, ProbeArgs, RunArgs, WatchArgs};
+use crate::flags::{ApplyArgs, ProbeArgs, RunArgs, WatchArgs, WorkerArgs};
 use crate::plan::{image_job, plan_run};
 use crate::{EXIT_INTERRUPTED, Env, STUCK_EXIT, status};
 use anyhow::Context as _;
@@ -205,6 +205,16 @@ pub fn cmd_run(
     if plan.streams.iter().all(|p| p.cfg.input.is_live()) {
         STUCK_EXIT.store(0, Ordering::SeqCst);
     }
+    // With --cluster: one connection for every stream's job; an unreachable server is
+    // one clear error before anything starts.
+    let pool = match &plan.cluster {
+        Some((url, creds)) => {
+            let url = crate::cluster::cluster_url(url, creds.as_deref())?;
+            Some(crate::cluster::connect(&url, "frameflow run")?)
+        }
+        None => None,
+    };
+    let pool = &pool;
     let control = &env.control;
     env.clean_on_abort(
         plan.streams
@@ -227,7 +237,10 @@ pub fn cmd_run(
                     std::thread::Builder::new()
                         .name("ff-stream".into())
                         .stack_size(8 << 20)
-                        .spawn_scoped(scope, move || pipeline::run(&p.cfg, control, t))
+                        .spawn_scoped(scope, move || match &pool {
+                            Some(c) => crate::cluster::run_stream(c, &p.cfg, control, t),
+                            None => pipeline::run(&p.cfg, control, t),
+                        })
                 })
                 .collect();
             handles
@@ -454,5 +467,33 @@ pub fn cmd_filters() -> Result<ExitCode, Failure> {
         }
     }
     print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn cmd_worker(args: &WorkerArgs, env: &Env<'_>) -> Result<ExitCode, Failure> {
+    let Some(url) = &args.cluster.cluster else {
+        return Err(usage(anyhow::anyhow!(
+            "worker: give the pool's server with --cluster nats://HOST:PORT"
+        )));
+    };
+    let url = crate::cluster::cluster_url(url, args.cluster.nats_creds.as_deref())?;
+    let pool = crate::cluster::connect(&url, "frameflow worker")?;
+    let threads = crate::plan::worker_count(args.threads.workers);
+    if !env.cli.quiet {
+        say!(
+            "frameflow: worker with {threads} thread(s) on {} (Ctrl-C to stop)",
+            pool.server()
+        );
+    }
+    let stats = crate::cluster::run_worker(&pool, threads, &env.control);
+    if !env.cli.quiet {
+        say!(
+            "frameflow: worker done: {} chunk(s), {} frame(s) made, {} failed, {} redelivered chunk(s)",
+            stats.chunks.load(Ordering::Relaxed),
+            stats.frames.load(Ordering::Relaxed),
+            stats.failed.load(Ordering::Relaxed),
+            stats.redelivered.load(Ordering::Relaxed)
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

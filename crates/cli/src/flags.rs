@@ -71,6 +71,11 @@ frameflow watch in -f grayscale -o out --once --keep-input\n  \
 # move processed inputs instead of deleting them\n  \
 frameflow watch in -f sharpen -o out --done in-done --failed in-failed")]
     Watch(WatchArgs),
+    /// Join a pool of workers on a NATS JetStream server: take chunks of any
+    /// `run --cluster` job, decode, filter and encode them, hand the outputs back.
+    #[command(after_help = "Examples:\n  frameflow worker --cluster nats://127.0.0.1:4222\n  \
+frameflow worker --cluster nats://user:pass@10.0.0.5:4222 --workers 4")]
+    Worker(WorkerArgs),
     /// List every filter with its parameters, defaults and the Pillow call it matches.
     #[command(after_help = "Examples:\n  frameflow filters")]
     Filters,
@@ -110,6 +115,31 @@ pub struct ProcessArgs {
     pub serve_max_clients: Option<u64>,
     #[command(flatten)]
     pub stats: StatsArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// The NATS JetStream server of a worker pool (`run --cluster`, `worker`).
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Spread decoding, filtering and encoding over the `frameflow worker`s of the NATS
+    /// JetStream server at URL: nats://HOST:PORT, nats://USER:PASS@HOST:PORT or
+    /// nats://TOKEN@HOST:PORT. `run` then only reads the input and writes the outputs,
+    /// exactly as it would locally.
+    #[arg(long, value_name = "URL")]
+    pub cluster: Option<String>,
+    /// A NATS credentials file (JWT and NKey seed) for --cluster.
+    #[arg(long, value_name = "FILE", requires = "cluster")]
+    pub nats_creds: Option<PathBuf>,
+}
+
+/// `worker`: join a pool.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub threads: WorkersArg,
 }
 
 /// One stream's options: `run`'s command line without `--config`, or one `[[stream]]`.
@@ -212,7 +242,14 @@ pub struct EncodeArgs {
     /// JPEG/WebP quality, 1..100 (JPEG: 4:2:0, as Pillow saves).
     #[arg(long, value_name = "Q", default_value_t = 75, value_parser = clap::value_parser!(u8).range(1..=100))]
     pub quality: u8,
-    /// Worker threads (filter + encode + write). Default: number of cores.
+    #[command(flatten)]
+    pub threads: WorkersArg,
+}
+
+/// `--workers` (`run`, `apply`, `watch`, `worker`).
+#[derive(Debug, Args)]
+pub struct WorkersArg {
+    /// Worker threads (decode + filter + encode + write). Default: number of cores.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
     pub workers: Option<u64>,
 }
@@ -486,7 +523,9 @@ mod tests {
                 "serve",
                 "serve_auth",
                 "serve_max_clients",
-                "stats_json"
+                "stats_json",
+                "cluster",
+                "nats_creds"
             ]
         );
         // And none of them is a stream option.

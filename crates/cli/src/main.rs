@@ -23,6 +23,7 @@ macro_rules! say {
     }};
 }
 
+mod cluster;
 mod commands;
 mod failure;
 mod flags;
@@ -76,6 +77,7 @@ fn main() -> ExitCode {
         Command::Probe(a) => commands::cmd_probe(a),
         Command::Apply(a) => commands::cmd_apply(a, &env),
         Command::Watch(a) => commands::cmd_watch(a, &env),
+        Command::Worker(a) => commands::cmd_worker(a, &env),
         Command::Filters => commands::cmd_filters(),
     };
     match res {

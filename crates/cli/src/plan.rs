@@ -80,7 +80,7 @@ pub fn image_job(
         template,
         format,
         quality: image.encode.quality,
-        workers: worker_count(image.encode.workers),
+        workers: worker_count(image.encode.threads.workers),
         overwrite,
         limits: frameflow::source::still::StillLimits {
             max_pixels: image.limits.max_pixels,
@@ -150,7 +150,7 @@ pub fn run_config(args: &StreamOptions) -> Result<RunConfig, Failure> {
             format,
             quality: args.encode.quality,
         },
-        workers: worker_count(args.encode.workers),
+        workers: worker_count(args.encode.threads.workers),
         queue: args.queue as usize,
         overload,
         sampling: Sampling {
@@ -215,6 +215,8 @@ pub struct RunPlan {
     pub serve: Option<String>,
     pub serve_opts: frameflow::serve::ServeOptions,
     pub stats_json: Option<std::path::PathBuf>,
+    /// `--cluster` and `--nats-creds`.
+    pub cluster: Option<(String, Option<std::path::PathBuf>)>,
 }
 
 /// `--serve-auth` and `--serve-max-clients` as server options.
@@ -242,6 +244,11 @@ pub fn plan_run(args: &RunArgs, matches: &clap::ArgMatches) -> Result<RunPlan, F
             serve_opts: serve_options(args.serve_auth.as_deref(), args.serve_max_clients)
                 .map_err(usage)?,
             stats_json: args.stats.stats_json.clone(),
+            cluster: args
+                .cluster
+                .cluster
+                .clone()
+                .map(|c| (c, args.cluster.nats_creds.clone())),
         });
     };
     // With --config, stream options live in the file.
@@ -370,11 +377,22 @@ pub fn plan_run(args: &RunArgs, matches: &clap::ArgMatches) -> Result<RunPlan, F
             None => e.into(),
         })
     })?;
+    let cluster = match (&args.cluster.cluster, &file.cluster) {
+        (Some(c), _) => Some(c.clone()),
+        (None, Some(s)) => Some(text(s)?),
+        (None, None) => None,
+    };
+    let creds = match (&args.cluster.nats_creds, &file.nats_creds) {
+        (Some(c), _) => Some(c.clone()),
+        (None, Some(s)) => Some(std::path::PathBuf::from(text(s)?)),
+        (None, None) => None,
+    };
     Ok(RunPlan {
         streams,
         serve,
         serve_opts,
         stats_json,
+        cluster: cluster.map(|c| (c, creds)),
     })
 }
 

@@ -5,6 +5,7 @@
 //! serve_auth = "@auth.txt"    # optional: as --serve-auth (USER:PASS or @FILE)
 //! serve_max_clients = 64      # optional: as --serve-max-clients
 //! stats_json = "stats.json"  # optional: as --stats-json, all streams in one document
+//! cluster = "nats://127.0.0.1:4222"  # optional: as --cluster (and nats_creds = "FILE")
 //!
 //! [defaults]                 # optional: `run` options every stream starts from
 //! filter = "emboss"
@@ -68,6 +69,8 @@ pub struct ConfigFile {
     pub serve_auth: Option<Setting>,
     pub serve_max_clients: Option<Setting>,
     pub stats_json: Option<Setting>,
+    pub cluster: Option<Setting>,
+    pub nats_creds: Option<Setting>,
     pub defaults: Vec<Setting>,
     pub streams: Vec<StreamEntry>,
 }
@@ -106,6 +109,8 @@ struct RawFile {
     serve_auth: Option<Spanned<toml::Value>>,
     serve_max_clients: Option<Spanned<toml::Value>>,
     stats_json: Option<Spanned<toml::Value>>,
+    cluster: Option<Spanned<toml::Value>>,
+    nats_creds: Option<Spanned<toml::Value>>,
     #[serde(default, with = "table")]
     defaults: RawTable,
     #[serde(default)]
@@ -241,6 +246,8 @@ impl ConfigFile {
             serve_auth: top("serve_auth", &raw.serve_auth)?,
             serve_max_clients: top("serve_max_clients", &raw.serve_max_clients)?,
             stats_json: top("stats_json", &raw.stats_json)?,
+            cluster: top("cluster", &raw.cluster)?,
+            nats_creds: top("nats_creds", &raw.nats_creds)?,
             defaults: settings(&raw.defaults)?,
             streams,
         })
