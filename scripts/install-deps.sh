@@ -24,7 +24,9 @@ log() { printf 'install-deps: %s\n' "$*" >&2; }
 # need it (`systemctl disable --now nginx`). SRT, HLS, UDP/RTP and TCP come from the
 # ffmpeg CLI (and python3's http.server for HLS), already listed. tests/hostile.rs has
 # Debian's Prometheus server scrape /metrics through --serve-auth (its own foreground
-# process and config in a temp dir, 127.0.0.1 only).
+# process and config in a temp dir, 127.0.0.1 only). crates/cluster's tests run Debian's
+# nats-server (2.9, with -js and file storage in a temp dir, 127.0.0.1 only, own port);
+# on a machine with systemd apt also starts the stock one on 4222, which they don't use.
 APT_PACKAGES=(
   build-essential
   clang libclang-dev pkg-config
@@ -37,6 +39,7 @@ APT_PACKAGES=(
   chromium chromium-driver
   nginx libnginx-mod-rtmp
   prometheus
+  nats-server
   cmake nasm make
   python3 python3-pip
   ca-certificates curl

@@ -38,8 +38,8 @@ use async_nats::jetstream::{
     self, AckKind,
     consumer::{AckPolicy, DeliverPolicy, PullConsumer, pull},
     context::PublishErrorKind,
-    publish::PublishAck,
     object_store::{self, ObjectStore},
+    publish::PublishAck,
     stream::{self, RetentionPolicy, StorageType},
 };
 use bytes::Bytes;
@@ -391,18 +391,17 @@ impl Cluster {
                 }
             });
         let connecting = o.connect(url.server_addr());
-        let client = match tokio::time::timeout(opts.timeout + Duration::from_secs(1), connecting)
-            .await
-        {
-            Err(_) => {
-                return Err(Error::Unreachable {
-                    server,
-                    reason: format!("no answer within {:?}", opts.timeout),
-                });
-            }
-            Ok(Err(e)) => return Err(map_connect_error(url, &e)),
-            Ok(Ok(c)) => c,
-        };
+        let client =
+            match tokio::time::timeout(opts.timeout + Duration::from_secs(1), connecting).await {
+                Err(_) => {
+                    return Err(Error::Unreachable {
+                        server,
+                        reason: format!("no answer within {:?}", opts.timeout),
+                    });
+                }
+                Ok(Err(e)) => return Err(map_connect_error(url, &e)),
+                Ok(Ok(c)) => c,
+            };
         let info = client.server_info();
         if !info.jetstream {
             return Err(Error::NoJetStream { server });
@@ -629,9 +628,7 @@ impl Cluster {
                     Err(e) => return Err(e.to_string()),
                 };
                 let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-                obj.read_to_end(&mut buf)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                obj.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
                 Ok(Some(buf))
             };
             match attempt.await {
@@ -733,40 +730,59 @@ impl Cluster {
         validate_job_id(job)?;
         let at = Place::job(job);
         let results = self
-            .inner
-            .results
-            .create_consumer(pull::OrderedConfig {
-                filter_subject: result_subject(job),
-                deliver_policy: DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| self.transport("read results", at.clone(), &e))?
-            .messages()
-            .await
-            .map_err(|e| self.transport("read results", at.clone(), &e))?;
-        let failures = self
-            .inner
-            .failures
-            .create_consumer(pull::OrderedConfig {
-                deliver_policy: DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| self.transport("read failure advisories", at.clone(), &e))?
-            .messages()
-            .await
-            .map_err(|e| self.transport("read failure advisories", at.clone(), &e))?;
+            .ordered(&self.inner.results, Some(result_subject(job)), 1, &at)
+            .await?;
+        let failures = self.ordered(&self.inner.failures, None, 1, &at).await?;
+        let connects = self.connects();
         Ok(ResultStream {
             cluster: self.clone(),
             job: job.to_owned(),
             results,
             failures,
+            results_seq: 0,
+            failures_seq: 0,
+            connects,
             seen_frames: HashSet::new(),
             finished: HashSet::new(),
             pending: None,
             stats: ResultStats::default(),
         })
+    }
+
+    fn connects(&self) -> u64 {
+        self.inner
+            .client
+            .statistics()
+            .connects
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// An ordered consumer reading `stream` (optionally one subject) from `start_seq`.
+    async fn ordered(
+        &self,
+        stream: &stream::Stream,
+        filter: Option<String>,
+        start_seq: u64,
+        at: &Place,
+    ) -> Result<pull::Ordered, Error> {
+        let op = if filter.is_some() {
+            "read results"
+        } else {
+            "read failure advisories"
+        };
+        stream
+            .create_consumer(pull::OrderedConfig {
+                filter_subject: filter.unwrap_or_default(),
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: start_seq.max(1),
+                },
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| self.transport(op, at.clone(), &e))?
+            .messages()
+            .await
+            .map_err(|e| self.transport(op, at.clone(), &e))
     }
 
     /// Job owner: removes everything the job left on the server (chunks not taken,
@@ -1127,6 +1143,11 @@ pub struct ResultStream {
     job: String,
     results: pull::Ordered,
     failures: pull::Ordered,
+    /// Last stream sequences read, to resume after a reconnect.
+    results_seq: u64,
+    failures_seq: u64,
+    /// The client's connect count when the consumers were made.
+    connects: u64,
     seen_frames: HashSet<u64>,
     finished: HashSet<u64>,
     /// A result taken from the stream whose payload could not be fetched yet.
@@ -1188,14 +1209,23 @@ impl ResultStream {
                 return Ok(None);
             }
             let at = Place::job(&self.job);
+            self.resume_after_reconnect(&at).await?;
             tokio::select! {
                 m = self.results.next() => match m {
-                    Some(Ok(msg)) => self.pending = Some(msg),
+                    Some(Ok(msg)) => {
+                        if let Ok(i) = msg.info() {
+                            self.results_seq = i.stream_sequence;
+                        }
+                        self.pending = Some(msg);
+                    }
                     Some(Err(e)) => return Err(self.cluster.transport("read results", at, &e)),
                     None => return Err(self.cluster.transport("read results", at, &"stream closed")),
                 },
                 m = self.failures.next() => match m {
                     Some(Ok(msg)) => {
+                        if let Ok(i) = msg.info() {
+                            self.failures_seq = i.stream_sequence;
+                        }
                         if let Some(ev) = self.handle_advisory(&msg).await {
                             return Ok(Some(ev));
                         }
@@ -1203,9 +1233,37 @@ impl ResultStream {
                     Some(Err(e)) => return Err(self.cluster.transport("read failure advisories", at, &e)),
                     None => return Err(self.cluster.transport("read failure advisories", at, &"stream closed")),
                 },
-                () = tokio::time::sleep(left) => return Ok(None),
+                // Wake up now and then to notice a reconnect.
+                () = tokio::time::sleep(left.min(Duration::from_secs(1))) => {}
             }
         }
+    }
+
+    /// After the client reconnected (server restart), the server-side ephemeral
+    /// consumers may be gone and the client's pull requests lost: the client would only
+    /// notice after a request expiry. Recreate both from the last sequences read.
+    async fn resume_after_reconnect(&mut self, at: &Place) -> Result<(), Error> {
+        let connects = self.cluster.connects();
+        if connects == self.connects {
+            return Ok(());
+        }
+        let c = self.cluster.clone();
+        let results = c
+            .ordered(
+                &c.inner.results,
+                Some(result_subject(&self.job)),
+                self.results_seq + 1,
+                at,
+            )
+            .await?;
+        let failures = c
+            .ordered(&c.inner.failures, None, self.failures_seq + 1, at)
+            .await?;
+        self.results = results;
+        self.failures = failures;
+        self.connects = connects;
+        info!(%at, from_seq = self.results_seq + 1, "result readers resumed after reconnect");
+        Ok(())
     }
 
     /// Marks a chunk finished; false if it already was (a duplicate note).
@@ -1231,9 +1289,10 @@ impl ResultStream {
         match env.kind {
             Kind::Frame => {
                 let at_chunk = Place::chunk(&self.job, env.chunk_no);
-                let frame_no = env
-                    .frame_no
-                    .ok_or_else(|| self.cluster.malformed(at_chunk, "frame result without frame number"))?;
+                let frame_no = env.frame_no.ok_or_else(|| {
+                    self.cluster
+                        .malformed(at_chunk, "frame result without frame number")
+                })?;
                 let at = Place::frame(&self.job, env.chunk_no, frame_no);
                 if self.seen_frames.contains(&frame_no) {
                     self.stats.duplicates += 1;
@@ -1248,10 +1307,9 @@ impl ResultStream {
                     Some(name) => match self.cluster.get_object(&at, name, env.size).await? {
                         Some(p) => p,
                         None => {
-                            return Err(self.cluster.malformed(
-                                at,
-                                format!("payload object {name} is missing"),
-                            ));
+                            return Err(self
+                                .cluster
+                                .malformed(at, format!("payload object {name} is missing")));
                         }
                     },
                 };

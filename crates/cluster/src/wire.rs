@@ -104,7 +104,9 @@ pub(crate) fn decode(body: &[u8]) -> Result<Decoded<'_>, String> {
     }
     let rest = &body[4 + json_len..];
     let meta_len = usize::try_from(env.meta_len).map_err(|_| "meta length overflows")?;
-    let meta = rest.get(..meta_len).ok_or("meta past the end of the body")?;
+    let meta = rest
+        .get(..meta_len)
+        .ok_or("meta past the end of the body")?;
     let inline = &rest[meta_len..];
     if env.object.is_none() && inline.len() as u64 != env.size {
         return Err(format!(

@@ -8,9 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use frameflow_cluster::{
-    ClusterUrl, ConnectOptions, Error, Event, FailReason, Tunables, blocking,
-};
+use frameflow_cluster::{ClusterUrl, ConnectOptions, Error, Event, FailReason, Tunables, blocking};
 use support::{NatsServer, connect_url, init_tracing, quick};
 
 const LONG: Duration = Duration::from_secs(30);
@@ -24,10 +22,16 @@ fn collect(
     let mut frames = BTreeMap::new();
     let mut notes = Vec::new();
     while notes.len() < chunks {
-        assert!(Instant::now() < deadline, "results did not arrive: {notes:?}");
+        assert!(
+            Instant::now() < deadline,
+            "results did not arrive: {notes:?}"
+        );
         match results.next(Duration::from_secs(2)) {
             Ok(Some(Event::Frame(f))) => {
-                assert!(frames.insert(f.frame_no, f.payload).is_none(), "frame twice");
+                assert!(
+                    frames.insert(f.frame_no, f.payload).is_none(),
+                    "frame twice"
+                );
             }
             Ok(Some(ev)) => notes.push(ev),
             Ok(None) => {}
@@ -59,7 +63,9 @@ fn round_trip_publish_consume_ack() {
     let srv = NatsServer::start(&[]);
     let owner = srv.connect(quick());
     let worker = srv.connect(quick());
-    let p = owner.publish_chunk("job1", 0, b"meta0", b"payload0").unwrap();
+    let p = owner
+        .publish_chunk("job1", 0, b"meta0", b"payload0")
+        .unwrap();
     assert!(!p.duplicate);
     let mut results = owner.results("job1").unwrap();
 
@@ -75,7 +81,13 @@ fn round_trip_publish_consume_ack() {
     let (frames, notes) = collect(&mut results, 1);
     assert_eq!(frames.len(), 3);
     assert_eq!(frames[&1], frame_payload(0, 1));
-    assert_eq!(notes, vec![Event::ChunkDone { chunk_no: 0, frames: 3 }]);
+    assert_eq!(
+        notes,
+        vec![Event::ChunkDone {
+            chunk_no: 0,
+            frames: 3
+        }]
+    );
     assert_eq!(results.stats().duplicates, 0);
     // Acked: nothing more for the workers.
     assert!(worker.next_chunk(Duration::from_secs(1)).unwrap().is_none());
@@ -92,7 +104,9 @@ fn two_workers_share_the_work() {
     const N: u64 = 30;
     let mut results = owner.results("share").unwrap();
     for c in 0..N {
-        owner.publish_chunk("share", c, &[], &c.to_be_bytes()).unwrap();
+        owner
+            .publish_chunk("share", c, &[], &c.to_be_bytes())
+            .unwrap();
     }
     let stop = Arc::new(AtomicBool::new(false));
     let taken: Arc<Mutex<Vec<(usize, u64)>>> = Arc::default();
@@ -121,12 +135,23 @@ fn two_workers_share_the_work() {
     let taken = taken.lock().unwrap();
     let chunks: Vec<u64> = taken.iter().map(|t| t.1).collect();
     let unique: BTreeSet<u64> = chunks.iter().copied().collect();
-    assert_eq!(chunks.len(), N as usize, "each chunk processed once: {taken:?}");
+    assert_eq!(
+        chunks.len(),
+        N as usize,
+        "each chunk processed once: {taken:?}"
+    );
     assert_eq!(unique.len(), N as usize);
     for w in 0..2 {
-        assert!(taken.iter().any(|t| t.0 == w), "worker {w} got nothing: {taken:?}");
+        assert!(
+            taken.iter().any(|t| t.0 == w),
+            "worker {w} got nothing: {taken:?}"
+        );
     }
-    assert!(notes.iter().all(|n| matches!(n, Event::ChunkDone { frames: 3, .. })));
+    assert!(
+        notes
+            .iter()
+            .all(|n| matches!(n, Event::ChunkDone { frames: 3, .. }))
+    );
     assert_eq!(results.stats().duplicates, 0);
 }
 
@@ -154,7 +179,13 @@ fn killed_worker_chunk_is_redelivered_and_written_once() {
     process(chunk);
     let (frames, notes) = collect(&mut results, 1);
     assert_eq!(frames.keys().copied().collect::<Vec<_>>(), vec![70, 71, 72]);
-    assert_eq!(notes, vec![Event::ChunkDone { chunk_no: 7, frames: 3 }]);
+    assert_eq!(
+        notes,
+        vec![Event::ChunkDone {
+            chunk_no: 7,
+            frames: 3
+        }]
+    );
     assert_eq!(results.stats().duplicates, 2, "{:?}", results.stats());
     assert_eq!(results.stats().frames, 3);
 }
@@ -183,10 +214,11 @@ fn max_deliver_reports_the_chunk_failed() {
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 if let Some(chunk) = w.next_chunk(Duration::from_millis(500)).unwrap() {
-                    deliveries
-                        .lock()
-                        .unwrap()
-                        .push((chunk.header.chunk_no, chunk.delivered, chunk.is_last_delivery()));
+                    deliveries.lock().unwrap().push((
+                        chunk.header.chunk_no,
+                        chunk.delivered,
+                        chunk.is_last_delivery(),
+                    ));
                     if chunk.header.chunk_no == 4 {
                         chunk.fail("corrupt data").unwrap();
                     }
@@ -197,18 +229,32 @@ fn max_deliver_reports_the_chunk_failed() {
     let (_, notes) = collect(&mut results, 2);
     stop.store(true, Ordering::Relaxed);
     worker.join().unwrap();
-    assert!(notes.contains(&Event::ChunkFailed {
-        chunk_no: 3,
-        reason: FailReason::MaxDeliveries { deliveries: 2 }
-    }), "{notes:?}");
-    assert!(notes.contains(&Event::ChunkFailed {
-        chunk_no: 4,
-        reason: FailReason::Worker { reason: "corrupt data".into(), delivery: 1 }
-    }), "{notes:?}");
+    assert!(
+        notes.contains(&Event::ChunkFailed {
+            chunk_no: 3,
+            reason: FailReason::MaxDeliveries { deliveries: 2 }
+        }),
+        "{notes:?}"
+    );
+    assert!(
+        notes.contains(&Event::ChunkFailed {
+            chunk_no: 4,
+            reason: FailReason::Worker {
+                reason: "corrupt data".into(),
+                delivery: 1
+            }
+        }),
+        "{notes:?}"
+    );
+    // The worker sees deliveries 1 and 2 of chunk 3, the second flagged as the last.
+    // (A delivery can also be made into a pull request that expired on the client side
+    // at that very moment: the server counts it, the worker never sees it.)
     let d = deliveries.lock().unwrap();
-    assert_eq!(
-        d.iter().filter(|x| x.0 == 3).cloned().collect::<Vec<_>>(),
-        vec![(3, 1, false), (3, 2, true)]
+    let seen: Vec<_> = d.iter().filter(|x| x.0 == 3).cloned().collect();
+    assert!(
+        !seen.is_empty() && [(3, 1, false), (3, 2, true)].starts_with(&seen)
+            || seen == [(3, 2, true)],
+        "{seen:?}"
     );
     assert_eq!(results.stats().chunks_failed, 2);
 }
@@ -220,7 +266,9 @@ fn large_payloads_go_through_the_object_store() {
     let owner = srv.connect(quick());
     let worker = srv.connect(quick());
     assert!(owner.inline_limit() < 1024 * 1024);
-    let big: Vec<u8> = (0..5 * 1024 * 1024u32).map(|i| (i * 7 % 251) as u8).collect();
+    let big: Vec<u8> = (0..5 * 1024 * 1024u32)
+        .map(|i| (i * 7 % 251) as u8)
+        .collect();
     owner.publish_chunk("big", 0, b"m", &big).unwrap();
     let mut results = owner.results("big").unwrap();
     let chunk = worker.next_chunk(LONG).unwrap().expect("a chunk");
@@ -268,49 +316,62 @@ fn republished_chunk_is_stored_once() {
     assert!(worker.next_chunk(Duration::from_secs(1)).unwrap().is_none());
 }
 
+/// A worker thread that processes chunks until told to stop, riding out errors while
+/// the server is away.
+fn worker_thread(worker: blocking::Cluster, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut processed = 0;
+        while !stop.load(Ordering::Relaxed) {
+            match worker.next_chunk(Duration::from_millis(500)) {
+                Ok(Some(chunk)) => {
+                    process(chunk);
+                    processed += 1;
+                }
+                Ok(None) => {}
+                Err(e) if e.is_transient() => std::thread::sleep(Duration::from_millis(200)),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        processed
+    })
+}
+
 #[test]
 fn server_restart_loses_nothing() {
     init_tracing();
     let mut srv = NatsServer::start(&[]);
     let owner = srv.connect(quick());
-    let worker = srv.connect(quick());
     const N: u64 = 10;
     let mut results = owner.results("restart").unwrap();
     for c in 0..N {
         owner.publish_chunk("restart", c, &[], b"d").unwrap();
     }
-    // Half the chunks are done before the restart.
-    for _ in 0..N / 2 {
-        process(worker.next_chunk(LONG).unwrap().expect("a chunk"));
+    // Some chunks are done, and seen done by the owner, before the restart.
+    let early = srv.connect(quick());
+    for _ in 0..4 {
+        process(early.next_chunk(LONG).unwrap().expect("a chunk"));
     }
+    let (first, _) = collect(&mut results, 4);
+    assert_eq!(first.len(), 12);
+    // SIGKILL, not a clean shutdown: the server may forget acks it had not yet written
+    // (those chunks come again; their results are deduplicated) but nothing stored is lost.
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = worker_thread(srv.connect(quick()), stop.clone());
     srv.restart();
-    let mut done = 0;
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while done < N / 2 {
-        assert!(Instant::now() < deadline, "workers stuck after restart");
-        match worker.next_chunk(Duration::from_secs(2)) {
-            Ok(Some(chunk)) => {
-                process(chunk);
-                done += 1;
-            }
-            Ok(None) => {}
-            Err(e) if e.is_transient() => std::thread::sleep(Duration::from_millis(200)),
-            Err(e) => panic!("{e}"),
-        }
-    }
-    // Published while/after restarting: still arrives.
+    // Published after the restart: still arrives.
     owner.publish_chunk("restart", N, &[], b"d").unwrap();
-    process(worker.next_chunk(LONG).unwrap().expect("the late chunk"));
-    let (frames, notes) = collect(&mut results, N as usize + 1);
-    assert_eq!(frames.len(), 3 * (N as usize + 1));
-    let done: BTreeSet<u64> = notes
-        .iter()
-        .map(|n| match n {
-            Event::ChunkDone { chunk_no, .. } => *chunk_no,
-            other => panic!("{other:?}"),
-        })
-        .collect();
-    assert_eq!(done, (0..=N).collect());
+    let (rest, notes) = collect(&mut results, N as usize + 1 - 4);
+    stop.store(true, Ordering::Relaxed);
+    worker.join().unwrap();
+    assert_eq!(first.len() + rest.len(), 3 * (N as usize + 1));
+    assert!(
+        notes.iter().all(|n| matches!(n, Event::ChunkDone { .. })),
+        "{notes:?}"
+    );
+    let stats = results.stats();
+    assert_eq!(stats.frames, 3 * (N + 1), "{stats:?}");
+    assert_eq!(stats.chunks_done, N + 1, "{stats:?}");
+    assert_eq!(stats.chunks_failed, 0, "{stats:?}");
 }
 
 fn assert_clean(e: &Error, secrets: &[&str]) {
@@ -343,7 +404,11 @@ fn user_password_auth() {
     let e = try_connect(&srv.url_with("ffuser:WrongPassw0rd")).unwrap_err();
     assert!(matches!(e, Error::Auth { .. }), "{e:?}");
     assert!(e.to_string().contains("refused the credentials"), "{e}");
-    assert!(e.to_string().contains(&format!("nats://***@127.0.0.1:{}", srv.port)), "{e}");
+    assert!(
+        e.to_string()
+            .contains(&format!("nats://***@127.0.0.1:{}", srv.port)),
+        "{e}"
+    );
     assert_clean(&e, &["WrongPassw0rd", "Sup3rSecretPw"]);
 
     let e = try_connect(&srv.url()).unwrap_err();
@@ -372,11 +437,17 @@ fn unreachable_server_is_one_clear_error() {
     let url = format!("nats://u:Hidd3nPw@127.0.0.1:{port}");
     let t0 = Instant::now();
     let e = try_connect(&url).unwrap_err();
-    assert!(t0.elapsed() < Duration::from_secs(20), "took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        t0.elapsed()
+    );
     assert!(matches!(e, Error::Unreachable { .. }), "{e:?}");
     let msg = e.to_string();
     assert!(
-        msg.starts_with(&format!("cannot reach NATS at nats://***@127.0.0.1:{port}: ")),
+        msg.starts_with(&format!(
+            "cannot reach NATS at nats://***@127.0.0.1:{port}: "
+        )),
         "{msg}"
     );
     assert!(msg.contains("connection refused"), "{msg}");

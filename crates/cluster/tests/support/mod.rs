@@ -21,7 +21,11 @@ fn binary() -> String {
     if let Ok(p) = std::env::var("NATS_SERVER") {
         return p;
     }
-    for p in ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"] {
+    for p in [
+        "/usr/sbin/nats-server",
+        "/usr/bin/nats-server",
+        "/usr/local/bin/nats-server",
+    ] {
         if std::path::Path::new(p).exists() {
             return p.to_owned();
         }
@@ -57,7 +61,14 @@ impl NatsServer {
             .open(&self.log)
             .expect("log file");
         let child = Command::new(binary())
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(self.store.path().join("js"))
             .args(&self.extra)
             .stdin(Stdio::null())
@@ -135,8 +146,7 @@ pub fn quick() -> Tunables {
 pub fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_test_writer()
         .try_init();
