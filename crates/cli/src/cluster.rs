@@ -114,11 +114,17 @@ pub fn run_stream(
     };
     let opts = OwnerOptions {
         job: job.clone(),
-        max_in_flight: usize::try_from(cluster.tunables().max_ack_pending).unwrap_or(64).max(2),
+        max_in_flight: usize::try_from(cluster.tunables().max_ack_pending)
+            .unwrap_or(64)
+            .max(2),
         scratch: scratch_dir(),
         stop_grace: Duration::from_secs(10),
     };
-    tracing::info!("input '{}': job {job} on {}", cfg.input.raw, cluster.server());
+    tracing::info!(
+        "input '{}': job {job} on {}",
+        cfg.input.raw,
+        cluster.server()
+    );
     let res = run_owner(cfg, control, taps, &mut pool, &opts);
     let duplicates = pool.results.stats().duplicates;
     if duplicates > 0 {
@@ -205,7 +211,11 @@ fn worker_loop(cluster: &Cluster, control: &Control, stats: &WorkerStats) {
             Ok(done) => {
                 // Not all results got out: the chunk goes back to the pool.
                 if let Some(e) = failed_publish {
-                    tracing::warn!("chunk {} of job {}: publishing results: {e}", done.chunk, done.job);
+                    tracing::warn!(
+                        "chunk {} of job {}: publishing results: {e}",
+                        done.chunk,
+                        done.job
+                    );
                 }
                 let _ = chunk.nak(Some(Duration::from_secs(1)));
             }

@@ -73,8 +73,10 @@ frameflow watch in -f sharpen -o out --done in-done --failed in-failed")]
     Watch(WatchArgs),
     /// Join a pool of workers on a NATS JetStream server: take chunks of any
     /// `run --cluster` job, decode, filter and encode them, hand the outputs back.
-    #[command(after_help = "Examples:\n  frameflow worker --cluster nats://127.0.0.1:4222\n  \
-frameflow worker --cluster nats://user:pass@10.0.0.5:4222 --workers 4")]
+    #[command(
+        after_help = "Examples:\n  frameflow worker --cluster nats://127.0.0.1:4222\n  \
+frameflow worker --cluster nats://user:pass@10.0.0.5:4222 --workers 4"
+    )]
     Worker(WorkerArgs),
     /// List every filter with its parameters, defaults and the Pillow call it matches.
     #[command(after_help = "Examples:\n  frameflow filters")]

@@ -1,0 +1,415 @@
+//! `run --cluster` and `frameflow worker` against a real nats-server (Debian's 2.9, JetStream
+//! with file storage, started by the test on 127.0.0.1): the output directory equals a
+//! local run's, whatever happens to the workers, the server or the job owner; bad
+//! configuration is one clear line (SPEC "Cluster").
+
+mod common;
+#[path = "../../cluster/tests/support/mod.rs"]
+mod nats;
+
+use common::*;
+use nats::NatsServer;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const T: Duration = Duration::from_secs(120);
+
+/// A `frameflow worker` process, killed on drop.
+fn worker(url: &str, threads: u32, log: &Path) -> KillOnDrop {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let child = Command::new(bin())
+        .args([
+            "worker",
+            "--cluster",
+            url,
+            "--workers",
+            &threads.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("frameflow worker");
+    KillOnDrop(child)
+}
+
+fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| {
+                let e = e.unwrap();
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `run ARGS -o local` and `run ARGS -o cluster --cluster URL`: the same names and
+/// bytes.
+fn assert_same_as_local(tmp: &Path, tag: &str, url: &str, args: &[&str]) -> Captured {
+    let local = tmp.join(format!("local-{tag}"));
+    let remote = tmp.join(format!("cluster-{tag}"));
+    let mut a: Vec<String> = vec!["run".into()];
+    a.extend(args.iter().map(|s| s.to_string()));
+    let mut l = a.clone();
+    l.extend(["-o".into(), s(&local)]);
+    frameflow(&l, T).assert_success();
+    let mut r = a.clone();
+    r.extend(["-o".into(), s(&remote), "--cluster".into(), url.into()]);
+    let run = frameflow(&r, T);
+    run.assert_success();
+    let (want, got) = (files(&local), files(&remote));
+    assert!(!want.is_empty(), "{tag}: the local run wrote nothing");
+    assert_eq!(
+        want.keys().collect::<Vec<_>>(),
+        got.keys().collect::<Vec<_>>(),
+        "{tag}: {args:?}\n{}",
+        run.describe()
+    );
+    for (name, bytes) in &want {
+        assert!(
+            bytes == &got[name],
+            "{tag}: {name} differs\n{}",
+            run.describe()
+        );
+    }
+    assert_no_temp_files(&remote);
+    run
+}
+
+fn clip(dir: &Path, name: &str, secs: f32, gop: u32) -> PathBuf {
+    let out = dir.join(name);
+    ffmpeg([
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc2=size=640x360:rate=25:duration={secs}"),
+        "-c:v",
+        "libx264",
+        "-g",
+        &gop.to_string(),
+        "-bf",
+        "2",
+        "-pix_fmt",
+        "yuv420p",
+        &s(&out),
+    ]);
+    out
+}
+
+#[test]
+fn the_pool_writes_what_a_local_run_writes() {
+    let tmp = tempdir();
+    let t = tmp.path();
+    let server = NatsServer::start(&[]);
+    let url = server.url();
+    let h264 = clip(t, "clip.mp4", 4.0, 25);
+    let mpeg = make_mpeg1_ps(t, "test1.mpg", 3.0);
+    // One worker process, then four of one thread each.
+    let one = worker(&url, 1, &t.join("w0.log"));
+    let h = s(&h264);
+    assert_same_as_local(t, "one", &url, &["-i", &h, "-f", "emboss"]);
+    drop(one);
+    let _four: Vec<KillOnDrop> = (1..=4)
+        .map(|i| worker(&url, 1, &t.join(format!("w{i}.log"))))
+        .collect();
+    let m = s(&mpeg);
+    for (tag, args) in [
+        ("jpeg", vec!["-i", &h, "-f", "emboss"]),
+        ("mpeg-ps", vec!["-i", &m, "-f", "emboss"]),
+        (
+            "png-pts",
+            vec!["-i", &h, "-f", "emboss,grayscale", "--name", "f{pts}.png"],
+        ),
+        (
+            "fps-start",
+            vec!["-i", &h, "-f", "sharpen", "--fps", "3", "--start", "1.5"],
+        ),
+        (
+            "every-max",
+            vec!["-i", &h, "--every", "7", "--max-frames", "5"],
+        ),
+        (
+            "duration",
+            vec!["-i", &m, "-f", "blur", "--duration", "1.2"],
+        ),
+        ("keyframes", vec!["-i", &h, "--keyframes-only"]),
+    ] {
+        assert_same_as_local(t, tag, &url, &args);
+    }
+}
+
+#[test]
+fn killed_workers_lose_nothing() {
+    let tmp = tempdir();
+    let t = tmp.path();
+    let server = NatsServer::start(&[]);
+    let url = server.url();
+    // 12 s at 25 fps in 1 s GOPs, through a slow chain: the run takes a while.
+    let h264 = clip(t, "long.mp4", 12.0, 25);
+    let h = s(&h264);
+    let local = t.join("local");
+    frameflow(
+        ["run", "-i", &h, "-f", "gaussian_blur=6", "-o", &s(&local)],
+        T,
+    )
+    .assert_success();
+    let remote = t.join("cluster");
+    let mut workers: Vec<KillOnDrop> = (0..2)
+        .map(|i| worker(&url, 1, &t.join(format!("w{i}.log"))))
+        .collect();
+    let mut owner = KillOnDrop(
+        Command::new(bin())
+            .args(["run", "-i", &h, "-f", "gaussian_blur=6", "-o", &s(&remote)])
+            .args(["--cluster", &url])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // SIGKILL a worker mid-chunk three times, each time starting a new one.
+    let mut killed = 0;
+    let started = Instant::now();
+    let mut next = 2;
+    while killed < 3 && started.elapsed() < T {
+        std::thread::sleep(Duration::from_millis(700));
+        if owner.0.try_wait().unwrap().is_some() {
+            break;
+        }
+        let mut victim = workers.remove(0);
+        let _ = victim.0.kill();
+        let _ = victim.0.wait();
+        killed += 1;
+        workers.push(worker(&url, 1, &t.join(format!("w{next}.log"))));
+        next += 1;
+    }
+    let (status, timed_out) = wait_deadline(&mut owner.0, T);
+    let mut err = String::new();
+    if let Some(mut e) = owner.0.stderr.take() {
+        use std::io::Read as _;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(!timed_out, "the job never finished\n{err}");
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");
+    assert!(
+        killed >= 1,
+        "the run ended before a worker could be killed\n{err}"
+    );
+    let (want, got) = (files(&local), files(&remote));
+    assert_eq!(
+        want.keys().collect::<Vec<_>>(),
+        got.keys().collect::<Vec<_>>(),
+        "{killed} worker(s) killed\n{err}"
+    );
+    for (name, bytes) in &want {
+        assert!(bytes == &got[name], "{name} differs\n{err}");
+    }
+    assert_no_temp_files(&remote);
+    eprintln!(
+        "killed {killed} worker(s); the job took {:.1} s (a killed worker's chunk is redelivered after ack_wait, 10 s)",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn an_unreachable_server_is_one_line_and_exit_1() {
+    let tmp = tempdir();
+    let h = clip(tmp.path(), "c.mp4", 1.0, 25);
+    let port = free_port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let out = tmp.path().join("out");
+    let run = frameflow(["run", "-i", &s(&h), "-o", &s(&out), "--cluster", &url], T);
+    run.assert_code(1);
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", run.describe());
+    assert!(
+        lines[0].contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        run.describe()
+    );
+    assert!(run.elapsed < Duration::from_secs(30), "{}", run.describe());
+    assert!(list_dir(&out).is_empty());
+    let run = frameflow(["worker", "--cluster", &url], T);
+    run.assert_code(1);
+}
+
+#[test]
+fn a_password_server_takes_the_right_credentials_and_never_shows_them() {
+    let tmp = tempdir();
+    let t = tmp.path();
+    let secret = "s3cr3t-Pa55";
+    let server = NatsServer::start(&["--user", "ff", "--pass", secret]);
+    let good = server.url_with(&format!("ff:{secret}"));
+    let bad = server.url_with("ff:wrong-Pa55");
+    let h = clip(t, "c.mp4", 2.0, 25);
+    let _w = worker(&good, 2, &t.join("w.log"));
+    let run = assert_same_as_local(t, "auth", &good, &["-i", &s(&h), "-f", "emboss", "-v"]);
+    assert!(!run.stderr.contains(secret), "{}", run.describe());
+    let out = t.join("refused");
+    let run = frameflow(["run", "-i", &s(&h), "-o", &s(&out), "--cluster", &bad], T);
+    run.assert_code(1);
+    assert!(!run.stderr.contains("wrong-Pa55"), "{}", run.describe());
+    assert!(
+        run.stderr.to_lowercase().contains("auth"),
+        "names the cause\n{}",
+        run.describe()
+    );
+    let log = std::fs::read_to_string(t.join("w.log")).unwrap_or_default();
+    assert!(!log.contains(secret), "worker log: {log}");
+}
+
+#[test]
+fn a_server_restart_mid_run_loses_nothing() {
+    let tmp = tempdir();
+    let t = tmp.path();
+    let mut server = NatsServer::start(&[]);
+    let url = server.url();
+    let h = s(&clip(t, "long.mp4", 10.0, 25));
+    let local = t.join("local");
+    frameflow(
+        [
+            "run",
+            "-i",
+            &h,
+            "-f",
+            "gaussian_blur=12,gaussian_blur=12",
+            "-o",
+            &s(&local),
+        ],
+        T,
+    )
+    .assert_success();
+    let _w: Vec<KillOnDrop> = (0..2)
+        .map(|i| worker(&url, 1, &t.join(format!("w{i}.log"))))
+        .collect();
+    let remote = t.join("cluster");
+    let mut owner = KillOnDrop(
+        Command::new(bin())
+            .args([
+                "run",
+                "-i",
+                &h,
+                "-f",
+                "gaussian_blur=12,gaussian_blur=12",
+                "-o",
+                &s(&remote),
+            ])
+            .args(["--cluster", &url])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Restarted once the job is under way.
+    let start = Instant::now();
+    while list_dir(&remote)
+        .iter()
+        .filter(|n| n.ends_with(".jpg"))
+        .count()
+        < 10
+    {
+        assert!(start.elapsed() < T, "no frames written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        owner.0.try_wait().unwrap().is_none(),
+        "the job ended before the server restart"
+    );
+    server.restart();
+    let (status, timed_out) = wait_deadline(&mut owner.0, T);
+    let mut err = String::new();
+    if let Some(mut e) = owner.0.stderr.take() {
+        use std::io::Read as _;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(!timed_out, "{err}");
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");
+    let (want, got) = (files(&local), files(&remote));
+    assert_eq!(
+        want.keys().collect::<Vec<_>>(),
+        got.keys().collect::<Vec<_>>(),
+        "{err}"
+    );
+    for (name, bytes) in &want {
+        assert!(bytes == &got[name], "{name} differs\n{err}");
+    }
+    assert_no_temp_files(&remote);
+}
+
+#[test]
+fn a_restarted_job_owner_continues_gap_free() {
+    let tmp = tempdir();
+    let t = tmp.path();
+    let server = NatsServer::start(&[]);
+    let url = server.url();
+    let h = s(&clip(t, "long.mp4", 8.0, 25));
+    let _w = worker(&url, 2, &t.join("w.log"));
+    let out = t.join("out");
+    let mut owner = KillOnDrop(
+        Command::new(bin())
+            .args(["run", "-i", &h, "-f", "gaussian_blur=5", "-o", &s(&out)])
+            .args(["--cluster", &url])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Killed once some frames are written.
+    let start = Instant::now();
+    while list_dir(&out)
+        .iter()
+        .filter(|n| n.ends_with(".jpg"))
+        .count()
+        < 20
+    {
+        assert!(start.elapsed() < T, "no frames written");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = owner.0.kill();
+    let _ = owner.0.wait();
+    let first = list_dir(&out)
+        .iter()
+        .filter(|n| n.ends_with(".jpg"))
+        .count();
+    // The temporary files of the killed owner are its own: the next run removes them.
+    let run = frameflow(
+        [
+            "run",
+            "-i",
+            &h,
+            "-f",
+            "gaussian_blur=5",
+            "-o",
+            &s(&out),
+            "--cluster",
+            &url,
+        ],
+        T,
+    );
+    run.assert_success();
+    let names: Vec<String> = list_dir(&out);
+    assert_eq!(
+        names,
+        frame_names(0..first + 200, "jpg"),
+        "{}",
+        run.describe()
+    );
+    assert_no_temp_files(&out);
+}
