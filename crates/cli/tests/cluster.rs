@@ -413,3 +413,51 @@ fn a_restarted_job_owner_continues_gap_free() {
     );
     assert_no_temp_files(&out);
 }
+
+#[test]
+fn with_no_worker_the_status_says_so_and_nothing_is_lost() {
+    let tmp = tempdir();
+    let t = tmp.path();
+    let server = NatsServer::start(&[]);
+    let url = server.url();
+    let h = s(&clip(t, "c.mp4", 3.0, 25));
+    let local = t.join("local");
+    frameflow(["run", "-i", &h, "-f", "emboss", "-o", &s(&local)], T).assert_success();
+    let remote = t.join("cluster");
+    let stats = t.join("stats.json");
+    let mut owner = KillOnDrop(
+        Command::new(bin())
+            .args(["run", "-i", &h, "-f", "emboss", "-o", &s(&remote)])
+            .args(["--cluster", &url, "--stats-json", &s(&stats)])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    loop {
+        let state = std::fs::read_to_string(&stats)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["streams"][0]["state"].as_str().map(str::to_string));
+        if state.as_deref() == Some("waiting_for_workers") {
+            break;
+        }
+        assert!(start.elapsed() < T, "never said it waits: {state:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _w = worker(&url, 2, &t.join("w.log"));
+    let (status, timed_out) = wait_deadline(&mut owner.0, T);
+    let mut err = String::new();
+    if let Some(mut e) = owner.0.stderr.take() {
+        use std::io::Read as _;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(
+        !timed_out && status.and_then(|s| s.code()) == Some(0),
+        "{err}"
+    );
+    assert!(err.contains("waiting for workers"), "{err}");
+    assert_eq!(files(&local), files(&remote), "{err}");
+}

@@ -15,7 +15,7 @@ use crate::pipeline::{
     self, Committing, PipelineError, RemoteEnd, RunConfig, RunOutcome, Selector, Taps,
 };
 use crate::runtime::Control;
-use crate::runtime::stats::{SkipReason, Stats};
+use crate::runtime::stats::{SkipReason, Stats, StreamState};
 use crate::source::SourceError;
 use crate::source::packets::{PacketReader, RawPacket};
 use std::collections::{BTreeMap, HashMap};
@@ -116,8 +116,7 @@ pub fn run_owner(
         max_pixels: cfg.open.max_pixels,
     };
     pipeline::run_remote(cfg, control, taps, |c| {
-        taps.stats
-            .set_state(crate::runtime::stats::StreamState::Running);
+        taps.stats.set_state(StreamState::Running);
         let mut owner = Owner {
             cfg,
             c,
@@ -130,6 +129,8 @@ pub fn run_owner(
             seq: 0,
             chunk_no: 0,
             finished: false,
+            last_answer: Instant::now(),
+            waiting: false,
         };
         owner.run(&mut reader)
     })
@@ -149,7 +150,15 @@ struct Owner<'o, 'c, 's, 'a> {
     chunk_no: u64,
     /// The selection is complete (`--duration`, `--max-frames`): read no further.
     finished: bool,
+    /// When the pool last answered (or the run started).
+    last_answer: Instant,
+    /// The status says "waiting for workers".
+    waiting: bool,
 }
+
+/// Silence from the pool, with frames outstanding, after which the status says the run
+/// is waiting for workers.
+const IDLE_POOL: Duration = Duration::from_secs(3);
 
 /// One GOP: its packets in decode order, the time each frame is shown at, and how
 /// many of its frames are leading ones (shown before its keyframe).
@@ -232,18 +241,9 @@ impl Owner<'_, '_, '_, '_> {
         end.stopped = stopped && !self.finished;
         // Wait for the answers to what was sent (after a stop, only for a while).
         let deadline = stopped.then(|| Instant::now() + self.opts.stop_grace);
-        let mut said = false;
         while !self.ledger.open.is_empty() {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
-            }
-            if !said && self.pool_idle_for(Duration::from_secs(5)) {
-                tracing::warn!(
-                    "input '{}': waiting for workers ({} frame(s) outstanding)",
-                    self.cfg.input.raw,
-                    self.ledger.open.len()
-                );
-                said = true;
             }
             if let Err(e) = self.pump(Duration::from_millis(200)) {
                 end.error = Some(e);
@@ -284,9 +284,31 @@ impl Owner<'_, '_, '_, '_> {
         end
     }
 
-    fn pool_idle_for(&self, _d: Duration) -> bool {
-        // The pool has had our oldest chunk for a while and answered nothing.
-        false
+    /// Notes how long the pool has been silent: past [`IDLE_POOL`] with frames
+    /// outstanding, the status says the run is waiting for workers (nothing is lost:
+    /// the chunks wait on the server).
+    fn note_silence(&mut self, answered: bool) {
+        let stats = self.c.stats();
+        if answered {
+            self.last_answer = Instant::now();
+            if self.waiting {
+                self.waiting = false;
+                stats.set_state(StreamState::Running);
+                tracing::warn!("input '{}': workers answer again", self.cfg.input.raw);
+            }
+        } else if !self.waiting
+            && !self.ledger.open.is_empty()
+            && self.last_answer.elapsed() >= IDLE_POOL
+        {
+            self.waiting = true;
+            stats.set_state(StreamState::WaitingForWorkers);
+            tracing::warn!(
+                "input '{}': waiting for workers ({} frame(s) outstanding; no answer for {} s)",
+                self.cfg.input.raw,
+                self.ledger.open.len(),
+                IDLE_POOL.as_secs()
+            );
+        }
     }
 
     /// Reads the input and sends its chunks.
@@ -426,6 +448,9 @@ impl Owner<'_, '_, '_, '_> {
                 .pool
                 .next_result(wait)
                 .map_err(|e| self.cluster_error(e))?;
+            if wait > Duration::ZERO || msg.is_some() {
+                self.note_silence(msg.is_some());
+            }
             let Some(msg) = msg else { break };
             wait = Duration::ZERO;
             let r = match wire::decode_result(&msg) {

@@ -139,16 +139,19 @@ pub enum StreamState {
     Running,
     /// Waiting to reopen, or reopening, a live input.
     Reconnecting,
+    /// `run --cluster`: chunks are out and no worker has answered for a while.
+    WaitingForWorkers,
     /// Finished (end of input, stop, or failure).
     Ended,
 }
 
 impl StreamState {
-    pub const ALL: [StreamState; 5] = [
+    pub const ALL: [StreamState; 6] = [
         StreamState::Starting,
         StreamState::Connecting,
         StreamState::Running,
         StreamState::Reconnecting,
+        StreamState::WaitingForWorkers,
         StreamState::Ended,
     ];
 
@@ -158,6 +161,7 @@ impl StreamState {
             StreamState::Connecting => "connecting",
             StreamState::Running => "running",
             StreamState::Reconnecting => "reconnecting",
+            StreamState::WaitingForWorkers => "waiting_for_workers",
             StreamState::Ended => "ended",
         }
     }
