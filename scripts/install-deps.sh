@@ -27,6 +27,8 @@ log() { printf 'install-deps: %s\n' "$*" >&2; }
 # process and config in a temp dir, 127.0.0.1 only). crates/cluster's tests run Debian's
 # nats-server (2.9, with -js and file storage in a temp dir, 127.0.0.1 only, own port);
 # on a machine with systemd apt also starts the stock one on 4222, which they don't use.
+# crates/cli/tests/cluster.rs also runs it, with `frameflow worker`s, and cuts one worker
+# off in a network namespace of its own (iproute2's `ip netns`, veth; needs root).
 APT_PACKAGES=(
   build-essential
   clang libclang-dev pkg-config
@@ -40,6 +42,7 @@ APT_PACKAGES=(
   nginx libnginx-mod-rtmp
   prometheus
   nats-server
+  iproute2
   cmake nasm make
   python3 python3-pip
   ca-certificates curl

@@ -461,3 +461,161 @@ fn with_no_worker_the_status_says_so_and_nothing_is_lost() {
     assert!(err.contains("waiting for workers"), "{err}");
     assert_eq!(files(&local), files(&remote), "{err}");
 }
+
+/// A network namespace with a veth link to this one, removed on drop: a "machine" whose
+/// network the test can cut.
+struct Netns {
+    name: String,
+    host_if: String,
+    pub host_ip: String,
+    pub ns_ip: String,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("ip (iproute2)");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Netns {
+    fn new() -> Netns {
+        let id = std::process::id() % 10_000;
+        let net = std::process::id() % 250 + 1;
+        let n = Netns {
+            name: format!("ff-part-{id}"),
+            host_if: format!("ffh{id}"),
+            host_ip: format!("10.231.{net}.1"),
+            ns_ip: format!("10.231.{net}.2"),
+        };
+        let ns_if = format!("ffn{id}");
+        let _ = Command::new("ip").args(["netns", "del", &n.name]).output();
+        ip(&["netns", "add", &n.name]);
+        ip(&[
+            "link", "add", &n.host_if, "type", "veth", "peer", "name", &ns_if,
+        ]);
+        ip(&["link", "set", &ns_if, "netns", &n.name]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/30", n.host_ip),
+            "dev",
+            &n.host_if,
+        ]);
+        ip(&["link", "set", &n.host_if, "up"]);
+        let ns = |args: &[&str]| {
+            let mut a = vec!["netns", "exec", n.name.as_str(), "ip"];
+            a.extend_from_slice(args);
+            ip(&a);
+        };
+        ns(&["addr", "add", &format!("{}/30", n.ns_ip), "dev", &ns_if]);
+        ns(&["link", "set", &ns_if, "up"]);
+        ns(&["link", "set", "lo", "up"]);
+        n
+    }
+
+    /// Takes the link down (`false`) or up.
+    fn link(&self, up: bool) {
+        ip(&["link", "set", &self.host_if, if up { "up" } else { "down" }]);
+    }
+
+    /// `frameflow worker` inside the namespace.
+    fn worker(&self, url: &str, log: &Path) -> KillOnDrop {
+        let log = std::fs::File::create(log).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .arg(bin())
+            .args(["worker", "--cluster", url, "--workers", "1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        KillOnDrop(child)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// A worker on another "machine" is cut off the network for 20 s mid-chunk: its chunk
+/// is redone elsewhere, the job completes with the local run's files, and what the late
+/// worker sends once it is back is ignored.
+#[test]
+fn a_worker_cut_off_the_network_loses_nothing() {
+    let tmp = tempdir();
+    let t = tmp.path();
+    let ns = Netns::new();
+    let server = NatsServer::start_on(&ns.host_ip, &[]);
+    let url = server.url();
+    let h = s(&clip(t, "long.mp4", 12.0, 25));
+    let chain = "gaussian_blur=12,gaussian_blur=12";
+    let local = t.join("local");
+    frameflow(["run", "-i", &h, "-f", chain, "-o", &s(&local)], T).assert_success();
+    let far = ns.worker(&url, &t.join("far.log"));
+    // Only the far worker at first, so it surely holds a chunk when the link goes down.
+    let remote = t.join("cluster");
+    let mut owner = KillOnDrop(
+        Command::new(bin())
+            .args(["run", "-i", &h, "-f", chain, "-o", &s(&remote), "-v"])
+            .args(["--cluster", &url])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let start = Instant::now();
+    while list_dir(&remote)
+        .iter()
+        .filter(|n| n.ends_with(".jpg"))
+        .count()
+        < 5
+    {
+        assert!(start.elapsed() < T, "the far worker wrote nothing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ns.link(false);
+    let cut = Instant::now();
+    let near = worker(&url, 2, &t.join("near.log"));
+    std::thread::sleep(Duration::from_secs(20).saturating_sub(cut.elapsed()));
+    ns.link(true);
+    let (status, timed_out) = wait_deadline(&mut owner.0, T);
+    let mut err = String::new();
+    if let Some(mut e) = owner.0.stderr.take() {
+        use std::io::Read as _;
+        let _ = e.read_to_string(&mut err);
+    }
+    drop((far, near));
+    assert!(
+        !timed_out && status.and_then(|s| s.code()) == Some(0),
+        "{err}"
+    );
+    let (want, got) = (files(&local), files(&remote));
+    assert_eq!(
+        want.keys().collect::<Vec<_>>(),
+        got.keys().collect::<Vec<_>>(),
+        "{err}"
+    );
+    for (name, bytes) in &want {
+        assert!(bytes == &got[name], "{name} differs\n{err}");
+    }
+    assert_no_temp_files(&remote);
+    eprintln!(
+        "cut for 20 s; the job took {:.1} s after the cut",
+        cut.elapsed().as_secs_f64()
+    );
+}

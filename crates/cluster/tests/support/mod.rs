@@ -11,6 +11,8 @@ use frameflow_cluster::{ConnectOptions, Tunables, blocking};
 
 pub struct NatsServer {
     child: Option<Child>,
+    /// The address it listens on (127.0.0.1 unless a test made another).
+    pub host: String,
     pub port: u16,
     store: tempfile::TempDir,
     extra: Vec<String>,
@@ -41,10 +43,17 @@ fn free_port() -> u16 {
 impl NatsServer {
     /// Starts `nats-server -js` with `extra` arguments (e.g. `--user u --pass p`).
     pub fn start(extra: &[&str]) -> Self {
+        Self::start_on("127.0.0.1", extra)
+    }
+
+    /// [`NatsServer::start`] listening on `host`: an address of a link the test made
+    /// (a veth pair into a network namespace of its own).
+    pub fn start_on(host: &str, extra: &[&str]) -> Self {
         let store = tempfile::tempdir().expect("temp dir");
         let log = store.path().join("nats.log");
         let mut s = Self {
             child: None,
+            host: host.to_owned(),
             port: free_port(),
             store,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
@@ -61,14 +70,7 @@ impl NatsServer {
             .open(&self.log)
             .expect("log file");
         let child = Command::new(binary())
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
+            .args(["-a", &self.host, "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(self.store.path().join("js"))
             .args(&self.extra)
             .stdin(Stdio::null())
@@ -78,7 +80,7 @@ impl NatsServer {
             .expect("start nats-server (scripts/install-deps.sh installs it)");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        while TcpStream::connect((self.host.as_str(), self.port)).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "nats-server did not listen on port {}: {}",
@@ -104,11 +106,11 @@ impl NatsServer {
     }
 
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://{}:{}", self.host, self.port)
     }
 
     pub fn url_with(&self, userinfo: &str) -> String {
-        format!("nats://{userinfo}@127.0.0.1:{}", self.port)
+        format!("nats://{userinfo}@{}:{}", self.host, self.port)
     }
 
     pub fn connect(&self, tunables: Tunables) -> blocking::Cluster {
