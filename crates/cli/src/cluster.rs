@@ -7,11 +7,11 @@ use frameflow::cluster::worker::ChunkWorker;
 use frameflow::cluster::{Pool, PoolError};
 use frameflow::pipeline::{PipelineError, RunConfig, RunOutcome, Taps};
 use frameflow::runtime::Control;
+use frameflow::runtime::stats::WorkerStats;
 use frameflow_cluster::blocking::{Cluster, ResultStream};
 use frameflow_cluster::{ClusterUrl, ConnectOptions, Event};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// `--cluster URL` (with `--nats-creds FILE`) as a server address, checked.
@@ -145,28 +145,17 @@ fn cluster_error(cfg: &RunConfig) -> impl FnOnce(frameflow_cluster::Error) -> Pi
     }
 }
 
-/// A worker's counters, for its summary.
-#[derive(Debug, Default)]
-pub struct WorkerStats {
-    pub chunks: AtomicU64,
-    pub frames: AtomicU64,
-    pub failed: AtomicU64,
-    pub redelivered: AtomicU64,
-}
-
-/// `frameflow worker`: `threads` chunk workers taking chunks until a stop.
-pub fn run_worker(cluster: &Cluster, threads: usize, control: &Control) -> Arc<WorkerStats> {
-    let stats = Arc::new(WorkerStats::default());
+/// `frameflow worker`: `threads` chunk workers taking chunks until a stop, counting into
+/// `stats`.
+pub fn run_worker(cluster: &Cluster, threads: usize, control: &Control, stats: &WorkerStats) {
     std::thread::scope(|scope| {
         for i in 0..threads.max(1) {
-            let stats = stats.clone();
             let cluster = cluster.clone();
             let _ = std::thread::Builder::new()
                 .name(format!("ff-worker-{i}"))
-                .spawn_scoped(scope, move || worker_loop(&cluster, control, &stats));
+                .spawn_scoped(scope, move || worker_loop(&cluster, control, stats));
         }
     });
-    stats
 }
 
 fn worker_loop(cluster: &Cluster, control: &Control, stats: &WorkerStats) {
@@ -182,8 +171,10 @@ fn worker_loop(cluster: &Cluster, control: &Control, stats: &WorkerStats) {
             }
         };
         if chunk.delivered > 1 {
-            stats.redelivered.fetch_add(1, Ordering::Relaxed);
+            stats.chunks_redelivered.fetch_add(1, Ordering::Relaxed);
         }
+        let started = Instant::now();
+        stats.chunks_in_progress.fetch_add(1, Ordering::Relaxed);
         let mut last_progress = Instant::now();
         let mut published = 0u64;
         let mut failed_publish = None;
@@ -201,9 +192,11 @@ fn worker_loop(cluster: &Cluster, control: &Control, stats: &WorkerStats) {
         });
         match res {
             Ok(done) if !done.interrupted => {
-                stats.chunks.fetch_add(1, Ordering::Relaxed);
-                stats.frames.fetch_add(done.made, Ordering::Relaxed);
-                stats.failed.fetch_add(done.failed, Ordering::Relaxed);
+                stats.chunks_done.fetch_add(1, Ordering::Relaxed);
+                stats.frames_made.fetch_add(done.made, Ordering::Relaxed);
+                stats
+                    .frames_failed
+                    .fetch_add(done.failed, Ordering::Relaxed);
                 if let Err(e) = chunk.complete(published) {
                     tracing::warn!("chunk {} of job {}: ack: {e}", done.chunk, done.job);
                 }
@@ -217,6 +210,7 @@ fn worker_loop(cluster: &Cluster, control: &Control, stats: &WorkerStats) {
                         done.job
                     );
                 }
+                stats.chunks_returned.fetch_add(1, Ordering::Relaxed);
                 let _ = chunk.nak(Some(Duration::from_secs(1)));
             }
             Err(e) => {
@@ -224,5 +218,9 @@ fn worker_loop(cluster: &Cluster, control: &Control, stats: &WorkerStats) {
                 let _ = chunk.fail(&e.to_string());
             }
         }
+        stats.chunks_in_progress.fetch_sub(1, Ordering::Relaxed);
+        stats
+            .busy_us
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     }
 }

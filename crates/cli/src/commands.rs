@@ -485,14 +485,34 @@ pub fn cmd_worker(args: &WorkerArgs, env: &Env<'_>) -> Result<ExitCode, Failure>
             pool.server()
         );
     }
-    let stats = crate::cluster::run_worker(&pool, threads, &env.control);
+    let stats = std::sync::Arc::new(frameflow::runtime::stats::WorkerStats::default());
+    if let Some(addr) = &args.web.serve {
+        let addr = frameflow::serve::parse_addr(addr).map_err(usage)?;
+        let opts =
+            crate::plan::serve_options(args.web.serve_auth.as_deref(), args.web.serve_max_clients)
+                .map_err(usage)?;
+        let registry = frameflow::serve::Registry {
+            worker: Some(stats.clone()),
+            ..Default::default()
+        };
+        let server = frameflow::serve::start(addr, std::sync::Arc::new(registry), opts)?;
+        if !env.cli.quiet {
+            say!(
+                "frameflow: worker status on http://{}/api/status",
+                server.addr()
+            );
+        }
+    }
+    crate::cluster::run_worker(&pool, threads, &env.control, &stats);
     if !env.cli.quiet {
+        let s = stats.snapshot();
         say!(
-            "frameflow: worker done: {} chunk(s), {} frame(s) made, {} failed, {} redelivered chunk(s)",
-            stats.chunks.load(Ordering::Relaxed),
-            stats.frames.load(Ordering::Relaxed),
-            stats.failed.load(Ordering::Relaxed),
-            stats.redelivered.load(Ordering::Relaxed)
+            "frameflow: worker done: {} chunk(s), {} frame(s) made, {} failed, {} redelivered chunk(s); busy {:.1} s",
+            s.chunks_done,
+            s.frames_made,
+            s.frames_failed,
+            s.chunks_redelivered,
+            s.busy_s
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -103,8 +103,20 @@ pub struct ProcessArgs {
     #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub web: ServeArgs,
+    #[command(flatten)]
+    pub stats: StatsArgs,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// `--serve` and its options (`run`, `worker`).
+#[derive(Debug, Args)]
+pub struct ServeArgs {
     /// Serve a web page with live previews and stats, /stream.mjpeg, /latest.jpg,
     /// /api/status and /metrics (Prometheus) on ADDR: a port (binds 127.0.0.1) or HOST:PORT.
+    /// A `worker` serves /api/status and /metrics with its pool counters.
     #[arg(long, value_name = "ADDR")]
     pub serve: Option<String>,
     /// Require HTTP basic auth on every --serve endpoint: USER:PASS, or @FILE whose first
@@ -115,10 +127,6 @@ pub struct ProcessArgs {
     /// take longer than 10 s are closed.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=65536))]
     pub serve_max_clients: Option<u64>,
-    #[command(flatten)]
-    pub stats: StatsArgs,
-    #[command(flatten)]
-    pub cluster: ClusterArgs,
 }
 
 /// The NATS JetStream server of a worker pool (`run --cluster`, `worker`).
@@ -140,6 +148,8 @@ pub struct ClusterArgs {
 pub struct WorkerArgs {
     #[command(flatten)]
     pub cluster: ClusterArgs,
+    #[command(flatten)]
+    pub web: ServeArgs,
     #[command(flatten)]
     pub threads: WorkersArg,
 }

@@ -220,7 +220,7 @@ pub struct RunPlan {
 }
 
 /// `--serve-auth` and `--serve-max-clients` as server options.
-fn serve_options(
+pub fn serve_options(
     auth: Option<&str>,
     max_clients: Option<u64>,
 ) -> Result<frameflow::serve::ServeOptions, frameflow::serve::ServeError> {
@@ -240,8 +240,8 @@ pub fn plan_run(args: &RunArgs, matches: &clap::ArgMatches) -> Result<RunPlan, F
                 cfg: run_config(stream)?,
                 filter: stream.filter.chain.clone(),
             }],
-            serve: args.serve.clone(),
-            serve_opts: serve_options(args.serve_auth.as_deref(), args.serve_max_clients)
+            serve: args.web.serve.clone(),
+            serve_opts: serve_options(args.web.serve_auth.as_deref(), args.web.serve_max_clients)
                 .map_err(usage)?,
             stats_json: args.stats.stats_json.clone(),
             cluster: args
@@ -338,7 +338,7 @@ pub fn plan_run(args: &RunArgs, matches: &clap::ArgMatches) -> Result<RunPlan, F
         frameflow::config::Value::Text(t) => Ok(t.clone()),
         frameflow::config::Value::Flag(_) => Err(usage(file.key_error(s, "expected a string"))),
     };
-    let serve = match (&args.serve, &file.serve) {
+    let serve = match (&args.web.serve, &file.serve) {
         (Some(s), _) => Some(s.clone()),
         (None, Some(s)) => {
             let t = text(s)?;
@@ -353,12 +353,12 @@ pub fn plan_run(args: &RunArgs, matches: &clap::ArgMatches) -> Result<RunPlan, F
         (None, Some(s)) => Some(std::path::PathBuf::from(text(s)?)),
         (None, None) => None,
     };
-    let auth = match (&args.serve_auth, &file.serve_auth) {
+    let auth = match (&args.web.serve_auth, &file.serve_auth) {
         (Some(a), _) => Some(a.clone()),
         (None, Some(s)) => Some(text(s)?),
         (None, None) => None,
     };
-    let max_clients = match (args.serve_max_clients, &file.serve_max_clients) {
+    let max_clients = match (args.web.serve_max_clients, &file.serve_max_clients) {
         (Some(n), _) => Some(n),
         (None, Some(s)) => Some(
             text(s)?

@@ -257,9 +257,38 @@ fn a_password_server_takes_the_right_credentials_and_never_shows_them() {
     let good = server.url_with(&format!("ff:{secret}"));
     let bad = server.url_with("ff:wrong-Pa55");
     let h = clip(t, "c.mp4", 2.0, 25);
-    let _w = worker(&good, 2, &t.join("w.log"));
+    // The worker serves its counters: they count, and name no credentials.
+    let port = free_port();
+    let log = std::fs::File::create(t.join("w.log")).unwrap();
+    let _w = KillOnDrop(
+        Command::new(bin())
+            .args(["worker", "--cluster", &good, "--workers", "2", "-v"])
+            .args(["--serve", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
     let run = assert_same_as_local(t, "auth", &good, &["-i", &s(&h), "-f", "emboss", "-v"]);
     assert!(!run.stderr.contains(secret), "{}", run.describe());
+    let status = http_get(port, "/api/status");
+    let body = status.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let v: serde_json::Value =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {status}"));
+    assert!(
+        v["worker"]["chunks_done"].as_u64().unwrap_or(0) >= 2,
+        "{status}"
+    );
+    assert_eq!(v["worker"]["frames_made"].as_u64(), Some(50), "{status}");
+    let metrics = http_get(port, "/metrics");
+    assert!(
+        metrics.contains("frameflow_worker_frames_made_total 50"),
+        "{metrics}"
+    );
+    for text in [&status, &metrics] {
+        assert!(!text.contains(secret), "{text}");
+    }
     let out = t.join("refused");
     let run = frameflow(["run", "-i", &s(&h), "-o", &s(&out), "--cluster", &bad], T);
     run.assert_code(1);

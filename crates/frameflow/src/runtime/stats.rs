@@ -603,3 +603,50 @@ mod tests {
         assert_eq!(s.state(), StreamState::Reconnecting);
     }
 }
+
+/// A cluster worker's counters (`frameflow worker --serve`: `/api/status`, `/metrics`).
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// Chunks finished (all their frames answered) and acknowledged.
+    pub chunks_done: AtomicU64,
+    /// Chunks being worked on right now.
+    pub chunks_in_progress: AtomicU64,
+    /// Chunks taken that an earlier delivery had not finished (a worker died or was cut
+    /// off).
+    pub chunks_redelivered: AtomicU64,
+    /// Chunks handed back unfinished (results could not be published).
+    pub chunks_returned: AtomicU64,
+    /// Frames made and handed back.
+    pub frames_made: AtomicU64,
+    /// Picked frames that could not be made (sent back as failed).
+    pub frames_failed: AtomicU64,
+    /// Time spent working on chunks, µs (over all threads).
+    pub busy_us: AtomicU64,
+}
+
+/// A worker's counters at one moment.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct WorkerSnapshot {
+    pub chunks_done: u64,
+    pub chunks_in_progress: u64,
+    pub chunks_redelivered: u64,
+    pub chunks_returned: u64,
+    pub frames_made: u64,
+    pub frames_failed: u64,
+    pub busy_s: f64,
+}
+
+impl WorkerStats {
+    pub fn snapshot(&self) -> WorkerSnapshot {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        WorkerSnapshot {
+            chunks_done: get(&self.chunks_done),
+            chunks_in_progress: get(&self.chunks_in_progress),
+            chunks_redelivered: get(&self.chunks_redelivered),
+            chunks_returned: get(&self.chunks_returned),
+            frames_made: get(&self.frames_made),
+            frames_failed: get(&self.frames_failed),
+            busy_s: get(&self.busy_us) as f64 / 1e6,
+        }
+    }
+}

@@ -204,6 +204,55 @@ pub fn render(reg: &Registry) -> String {
         f.sample(&format!("{name}_sum"), labels, sum);
         f.sample(&format!("{name}_count"), labels, total);
     }
+    if let Some(w) = &reg.worker {
+        let w = w.snapshot();
+        for (name, help, v) in [
+            (
+                "frameflow_worker_chunks_done_total",
+                "Chunks finished and acknowledged.",
+                w.chunks_done,
+            ),
+            (
+                "frameflow_worker_chunks_redelivered_total",
+                "Chunks taken again after an earlier delivery did not finish them.",
+                w.chunks_redelivered,
+            ),
+            (
+                "frameflow_worker_chunks_returned_total",
+                "Chunks handed back unfinished.",
+                w.chunks_returned,
+            ),
+            (
+                "frameflow_worker_frames_made_total",
+                "Frames made and handed back.",
+                w.frames_made,
+            ),
+            (
+                "frameflow_worker_frames_failed_total",
+                "Picked frames that could not be made.",
+                w.frames_failed,
+            ),
+        ] {
+            f.head(name, "counter", help);
+            let _ = writeln!(f.out, "{name} {v}");
+        }
+        f.head(
+            "frameflow_worker_chunks_in_progress",
+            "gauge",
+            "Chunks being worked on.",
+        );
+        let _ = writeln!(
+            f.out,
+            "frameflow_worker_chunks_in_progress {}",
+            w.chunks_in_progress
+        );
+        f.head(
+            "frameflow_worker_busy_seconds_total",
+            "counter",
+            "Time spent working on chunks, over all threads.",
+        );
+        let _ = writeln!(f.out, "frameflow_worker_busy_seconds_total {}", w.busy_s);
+    }
     out
 }
 

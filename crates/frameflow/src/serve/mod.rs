@@ -51,6 +51,8 @@ pub struct StreamView {
 #[derive(Debug, Default)]
 pub struct Registry {
     pub streams: Vec<StreamView>,
+    /// A cluster worker's counters (`frameflow worker --serve`).
+    pub worker: Option<Arc<crate::runtime::stats::WorkerStats>>,
     /// Scaled previews, shared by every viewer asking for the same width.
     pub scaled: ScaleCache,
 }
@@ -84,6 +86,12 @@ impl Registry {
         let report = Report::new(self.streams.iter().map(|s| s.stats.snapshot()).collect());
         let mut v = serde_json::to_value(&report).unwrap_or_default();
         if let Some(obj) = v.as_object_mut() {
+            if let Some(w) = &self.worker {
+                obj.insert(
+                    "worker".into(),
+                    serde_json::to_value(w.snapshot()).unwrap_or_default(),
+                );
+            }
             obj.insert(
                 "preview_scales".into(),
                 self.scaled
