@@ -648,3 +648,68 @@ fn a_worker_cut_off_the_network_loses_nothing() {
         cut.elapsed().as_secs_f64()
     );
 }
+
+/// A chunk that kills every worker that takes it (a decoder crash on that data): after
+/// `max_deliver` deliveries it counts as failed frames, the rest of the job is written,
+/// and the run says so with exit 1, as a local run with failed frames does.
+#[test]
+fn a_chunk_that_kills_every_worker_ends_as_failed_frames_and_the_job_goes_on() {
+    let tmp = tempdir();
+    let t = tmp.path();
+    let server = NatsServer::start(&[]);
+    let url = server.url();
+    let h = s(&clip(t, "c.mp4", 4.0, 25));
+    let spawn = |i: usize| {
+        let log = std::fs::File::create(t.join(format!("w{i}.log"))).unwrap();
+        KillOnDrop(
+            Command::new(bin())
+                .args(["worker", "--cluster", &url, "--workers", "1"])
+                .env("FRAMEFLOW_TEST_PANIC_IN_CHUNK", "1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let out = t.join("out");
+    let mut owner = KillOnDrop(
+        Command::new(bin())
+            .args(["run", "-i", &h, "-o", &s(&out), "--cluster", &url])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    // Two workers at all times: a dead one is replaced.
+    let mut workers: Vec<KillOnDrop> = (0..2).map(spawn).collect();
+    let mut started = 2;
+    let start = Instant::now();
+    while owner.0.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < T, "the job never ended");
+        for w in workers.iter_mut() {
+            if w.0.try_wait().unwrap().is_some() {
+                *w = spawn(started);
+                started += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let code = owner.0.wait().unwrap().code();
+    let mut err = String::new();
+    if let Some(mut e) = owner.0.stderr.take() {
+        use std::io::Read as _;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        started >= 5,
+        "chunk 1 killed only {} worker(s)\n{err}",
+        started - 2
+    );
+    assert!(err.contains("25 frame(s) failed"), "{err}");
+    // Every other frame is there, numbered without a gap.
+    assert_eq!(list_dir(&out), frame_names(0..75, "jpg"), "{err}");
+    assert_no_temp_files(&out);
+}

@@ -74,6 +74,7 @@ impl ChunkWorker {
         emit: &mut dyn FnMut(u64, Vec<u8>) -> bool,
     ) -> Result<ChunkDone, WorkError> {
         let (header, nut) = wire::decode_chunk(msg)?;
+        crate::pipeline::test_hook::panic_at("FRAMEFLOW_TEST_PANIC_IN_CHUNK", header.chunk);
         let ChunkHeader {
             job,
             chunk,

@@ -1537,8 +1537,9 @@ fn worker(shared: &Shared<'_>, rx: Receiver<Frame>, pool: SlotPool) {
 /// encoder that panics: that frame fails, the run goes on) and
 /// `FRAMEFLOW_TEST_PANIC_IN_COMMIT` (the committer panics holding its lock: the run stops
 /// with an error instead of silently committing nothing more). Used by
-/// `tests/hardening.rs`.
-mod test_hook {
+/// `tests/hardening.rs`. `FRAMEFLOW_TEST_PANIC_IN_CHUNK` (a cluster worker that dies on
+/// chunk N, every time: `tests/cluster.rs`).
+pub(crate) mod test_hook {
     #[cfg(debug_assertions)]
     pub fn panic_at(name: &str, seq: u64) {
         if std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok()) == Some(seq) {
