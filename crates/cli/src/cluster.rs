@@ -59,7 +59,8 @@ impl Pool for NatsPool {
     }
 
     fn next_result(&mut self, wait: Duration) -> Result<Option<Vec<u8>>, PoolError> {
-        let deadline = Instant::now() + wait;
+        // A zero wait still gives the stream a moment to hand over what has arrived.
+        let deadline = Instant::now() + wait.max(Duration::from_millis(1));
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.results.next(left) {
@@ -97,6 +98,9 @@ fn job_id(label: &str) -> String {
     format!("{clean}_{}_{ms}", std::process::id())
 }
 
+/// Chunks (GOPs) of a live input in the pool at once, at most.
+const LIVE_IN_FLIGHT: usize = 3;
+
 /// Runs one stream through the pool behind `cluster`, committing as a local run does.
 pub fn run_stream(
     cluster: &Cluster,
@@ -114,9 +118,15 @@ pub fn run_stream(
     };
     let opts = OwnerOptions {
         job: job.clone(),
-        max_in_flight: usize::try_from(cluster.tunables().max_ack_pending)
-            .unwrap_or(64)
-            .max(2),
+        // A file keeps the pool busy; a live input keeps little in flight, so that a pool
+        // that falls behind drops whole chunks (per --overload) instead of lagging.
+        max_in_flight: if cfg.input.is_live() {
+            LIVE_IN_FLIGHT
+        } else {
+            usize::try_from(cluster.tunables().max_ack_pending)
+                .unwrap_or(64)
+                .max(2)
+        },
         scratch: scratch_dir(),
         stop_grace: Duration::from_secs(10),
     };

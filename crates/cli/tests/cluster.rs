@@ -713,3 +713,77 @@ fn a_chunk_that_kills_every_worker_ends_as_failed_frames_and_the_job_goes_on() {
     assert_eq!(list_dir(&out), frame_names(0..75, "jpg"), "{err}");
     assert_no_temp_files(&out);
 }
+
+/// A live HTTP stream through the pool: every frame written, in order, with the latency
+/// reported; a pool too slow for the stream drops whole chunks, every drop counted.
+#[test]
+fn a_live_stream_goes_through_the_pool_in_order_and_overload_drops_whole_chunks() {
+    let tmp = tempdir();
+    let t = tmp.path();
+    let server = NatsServer::start(&[]);
+    let url = server.url();
+    let media = make_mpeg1_ps(t, "test1.mpg", 6.0);
+    let n = ffprobe_count_frames(&media);
+    let mut workers: Vec<KillOnDrop> = (0..2)
+        .map(|i| worker(&url, 1, &t.join(format!("w{i}.log"))))
+        .collect();
+    let run_live = |tag: &str, chain: &str, overload: &str| {
+        let out = t.join(tag);
+        let stats = t.join(format!("{tag}.json"));
+        let mut live = LiveServer::start(&media, "mpeg", "test1.mpg", t);
+        let run = frameflow(
+            [
+                "run",
+                "--no-reconnect",
+                "-i",
+                &live.url,
+                "-f",
+                chain,
+                "-o",
+                &s(&out),
+                "--stats-json",
+                &s(&stats),
+                "--cluster",
+                &url,
+            ],
+            T,
+        );
+        live.finish(Duration::from_secs(5));
+        run.assert_success();
+        assert_no_temp_files(&out);
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&stats).unwrap()).unwrap();
+        (out, v, run)
+    };
+    // `block`: every frame, whatever the machine's load (the pool is only waited for).
+    let (out, v, run) = run_live("live", "emboss", "block");
+    let written = list_dir(&out).len();
+    assert_eq!(written, n, "{}", run.describe());
+    assert_eq!(list_dir(&out), frame_names(0..n, "jpg"));
+    let lat = &v["streams"][0]["latency_ms"];
+    let (p50, p99) = (lat["p50"].as_f64().unwrap(), lat["p99"].as_f64().unwrap());
+    eprintln!(
+        "live through the pool: {n} frames, latency p50 {p50:.0} ms, p99 {p99:.0} ms (GOP 0.6 s)"
+    );
+    // One worker and a chain far too slow for it at 25 fps: whole chunks are dropped.
+    drop(workers.pop());
+    let (out, v, run) = run_live(
+        "slow",
+        "resize=3840x2160:lanczos,gaussian_blur=2,emboss,sharpen",
+        "drop-oldest",
+    );
+    let written = list_dir(&out).len() as u64;
+    let dropped = v["frames_dropped"].as_u64().unwrap();
+    assert!(dropped > 0, "{v}\n{}", run.describe());
+    assert!(written > 0, "{}", run.describe());
+    assert_eq!(
+        written + dropped + v["frames_failed"].as_u64().unwrap(),
+        v["streams"][0]["frames_decoded"]
+            .as_u64()
+            .unwrap()
+            .max(written + dropped),
+        "{v}"
+    );
+    assert_eq!(list_dir(&out), frame_names(0..written as usize, "jpg"));
+    eprintln!("slow pool: {written} written, {dropped} dropped (whole chunks)");
+}

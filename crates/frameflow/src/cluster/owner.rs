@@ -11,11 +11,12 @@
 
 use super::Pool;
 use super::wire::{self, ChunkHeader, JobSpec, Pick};
+use crate::pipeline::Overload;
 use crate::pipeline::{
     self, Committing, PipelineError, RemoteEnd, RunConfig, RunOutcome, Selector, Taps,
 };
 use crate::runtime::Control;
-use crate::runtime::stats::{SkipReason, Stats, StreamState};
+use crate::runtime::stats::{DropReason, SkipReason, Stats, StreamState};
 use crate::source::SourceError;
 use crate::source::packets::{PacketReader, RawPacket};
 use std::collections::{BTreeMap, HashMap};
@@ -42,6 +43,8 @@ struct InFlight {
     /// Picks not yet answered.
     open: usize,
     decoded: u64,
+    /// When its first packet was read: frame latency counts from here.
+    read_at: Instant,
 }
 
 /// The owner's bookkeeping of what it sent and what came back.
@@ -55,12 +58,13 @@ struct Ledger {
 }
 
 impl Ledger {
-    fn sent(&mut self, chunk: u64, picks: &[Pick]) {
+    fn sent(&mut self, chunk: u64, picks: &[Pick], read_at: Instant) {
         self.chunks.insert(
             chunk,
             InFlight {
                 open: picks.len(),
                 decoded: 0,
+                read_at,
             },
         );
         for p in picks {
@@ -68,21 +72,38 @@ impl Ledger {
         }
     }
 
-    /// Takes pick `seq` off the books: `Some` when it was open.
-    fn answered(&mut self, seq: u64, decoded: u64, stats: &Stats) -> Option<(u64, i64)> {
+    /// Takes pick `seq` off the books: its time and its chunk's read time when it was
+    /// open.
+    fn answered(&mut self, seq: u64, decoded: u64, stats: &Stats) -> Option<(i64, Instant)> {
         let Some((chunk, pts)) = self.open.remove(&seq) else {
             self.duplicates += 1;
             return None;
         };
+        let mut read_at = Instant::now();
         if let Some(c) = self.chunks.get_mut(&chunk) {
             c.open -= 1;
             c.decoded = c.decoded.max(decoded);
+            read_at = c.read_at;
             if c.open == 0 {
                 Stats::add(&stats.decoded, c.decoded);
                 self.chunks.remove(&chunk);
             }
         }
-        Some((chunk, pts))
+        Some((pts, read_at))
+    }
+
+    /// Gives up the oldest chunk in flight: its open picks, in order (a late answer
+    /// for them is then ignored).
+    fn drop_oldest(&mut self) -> Vec<u64> {
+        let Some((&chunk, _)) = self.chunks.iter().next() else {
+            return Vec::new();
+        };
+        self.chunks.remove(&chunk);
+        let seqs: Vec<u64> = self.open_in(chunk).into_iter().map(|(s, _)| s).collect();
+        for s in &seqs {
+            self.open.remove(s);
+        }
+        seqs
     }
 
     /// The open picks of `chunk`.
@@ -165,6 +186,8 @@ const IDLE_POOL: Duration = Duration::from_secs(3);
 #[derive(Debug)]
 struct Gop {
     packets: Vec<RawPacket>,
+    /// When its first packet was read.
+    read_at: Instant,
     /// Per packet: when its frame is shown (stream time base), and whether that is the
     /// packet's own pts rather than inferred.
     shown: Vec<(i64, bool)>,
@@ -185,7 +208,7 @@ impl Gop {
     }
 
     /// `next`: the packet after the GOP (the next keyframe), if any.
-    fn new(packets: Vec<RawPacket>, next: Option<&RawPacket>) -> Gop {
+    fn new(packets: Vec<RawPacket>, next: Option<&RawPacket>, read_at: Instant) -> Gop {
         let shown = shown_times(&packets, next);
         let key = shown.first().map(|s| s.0);
         let leading = shown
@@ -195,6 +218,7 @@ impl Gop {
             .count();
         Gop {
             packets,
+            read_at,
             shown,
             leading,
         }
@@ -314,10 +338,12 @@ impl Owner<'_, '_, '_, '_> {
     /// Reads the input and sends its chunks.
     fn cut(&mut self, reader: &mut PacketReader) -> Result<(), SourceError> {
         let keys_only = self.cfg.open.keyframes_only;
+        let live = self.cfg.input.is_live();
         // The GOP being collected (from its keyframe), and the one before it with its
         // frame times.
         let mut gop: Vec<RawPacket> = Vec::new();
         let mut before: Option<Gop> = None;
+        let mut gop_read_at = Instant::now();
         loop {
             if self.finished || self.c.stop().load(Ordering::Relaxed) {
                 return Ok(());
@@ -325,12 +351,17 @@ impl Owner<'_, '_, '_, '_> {
             let Some(p) = reader.next_packet()? else {
                 break;
             };
+            // A live input's answers are committed as they come, not only when the
+            // backlog is full.
+            if live && !self.ledger.open.is_empty() {
+                self.pump(Duration::ZERO)?;
+            }
             if keys_only {
                 if !p.key {
                     self.c.stats().skipped(SkipReason::Keyframes, 1);
                     continue;
                 }
-                let g = Gop::new(vec![p], None);
+                let g = Gop::new(vec![p], None, Instant::now());
                 self.send(reader, None, &g)?;
                 continue;
             }
@@ -339,14 +370,17 @@ impl Owner<'_, '_, '_, '_> {
                 continue;
             }
             if p.key && !gop.is_empty() {
-                let g = Gop::new(std::mem::take(&mut gop), Some(&p));
+                let g = Gop::new(std::mem::take(&mut gop), Some(&p), gop_read_at);
                 self.send(reader, before.as_ref(), &g)?;
                 before = Some(g);
+            }
+            if gop.is_empty() {
+                gop_read_at = Instant::now();
             }
             gop.push(p);
         }
         if !gop.is_empty() {
-            let g = Gop::new(gop, None);
+            let g = Gop::new(gop, None, gop_read_at);
             self.send(reader, before.as_ref(), &g)?;
         }
         Ok(())
@@ -416,6 +450,23 @@ impl Owner<'_, '_, '_, '_> {
             &nut,
         );
         while self.ledger.chunks.len() >= self.opts.max_in_flight.max(1) {
+            // A live input does not wait for the pool: whole chunks are dropped, as the
+            // overload policy says, and counted.
+            match self.cfg.overload {
+                Overload::Block => {}
+                Overload::DropNewest => {
+                    for p in &picks {
+                        self.c.dropped(p.seq, DropReason::DropNewest);
+                    }
+                    return Ok(());
+                }
+                Overload::DropOldest => {
+                    for seq in self.ledger.drop_oldest() {
+                        self.c.dropped(seq, DropReason::DropOldest);
+                    }
+                    continue;
+                }
+            }
             if self.c.stop().load(Ordering::Relaxed) {
                 // Not sent: these frames are not made.
                 for p in &picks {
@@ -426,7 +477,7 @@ impl Owner<'_, '_, '_, '_> {
             }
             self.pump(Duration::from_millis(200))?;
         }
-        self.ledger.sent(chunk, &picks);
+        self.ledger.sent(chunk, &picks, gop.read_at);
         self.pool
             .publish(chunk, msg)
             .map_err(|e| self.cluster_error(e))?;
@@ -467,11 +518,12 @@ impl Owner<'_, '_, '_, '_> {
                 continue;
             }
             let seq = r.header.seq;
-            let Some((_, pts)) = self.ledger.answered(seq, r.header.decoded, self.c.stats()) else {
+            let Some((pts, since)) = self.ledger.answered(seq, r.header.decoded, self.c.stats())
+            else {
                 continue;
             };
             match r.header.outcome {
-                wire::Outcome::Frame { .. } => self.c.deliver(seq, pts, r.filtered, r.raw),
+                wire::Outcome::Frame { .. } => self.c.deliver(seq, pts, r.filtered, r.raw, since),
                 wire::Outcome::Failed { reason } => self.c.failed(seq, pts, reason),
             }
         }

@@ -828,8 +828,16 @@ impl Committing<'_, '_> {
     }
 
     /// Frame `seq` (at `pts_ms`), encoded: `filtered` is its output, `raw` its unfiltered
-    /// twin for `--raw-dir`. Written to temporary files now, renamed in `seq` order.
-    pub fn deliver(&self, seq: u64, pts_ms: i64, filtered: &[u8], raw: Option<&[u8]>) {
+    /// twin for `--raw-dir`. Written to temporary files now, renamed in `seq` order. Its
+    /// latency counts from `since` (when its data arrived).
+    pub fn deliver(
+        &self,
+        seq: u64,
+        pts_ms: i64,
+        filtered: &[u8],
+        raw: Option<&[u8]>,
+        since: Instant,
+    ) {
         let shared = self.shared;
         let context = shared.context(seq, pts_ms);
         let raw = match (&shared.raw_dir, raw) {
@@ -850,7 +858,7 @@ impl Committing<'_, '_> {
                     raw,
                     seq,
                     pts_ms,
-                    decoded_at: Instant::now(),
+                    decoded_at: since,
                 }),
             ),
             Err(e) => {
