@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all deps build build-debug check test lint fmt doc demo clean-demo help fuzz
+.PHONY: all deps build build-debug check test lint fmt doc demo cluster-demo clean-demo help fuzz
 
 all: build
 
@@ -14,6 +14,7 @@ help:
 	@echo "make test   - install deps, build, run every test (unit + integration on 127.0.0.1)"
 	@echo "make lint   - cargo fmt --check + cargo clippy --all-targets -D warnings + cargo doc -D warnings"
 	@echo "make build  - release build (target/release/frameflow)"
+	@echo "make cluster-demo - the demo through a local NATS JetStream pool of two workers"
 	@echo "make fuzz   - build the fuzz targets (fuzz/) and run each for FUZZ_SECONDS (default 30)"
 
 deps:
@@ -54,5 +55,9 @@ fuzz: deps
 demo: build
 	bash scripts/demo.sh
 
+# The same live stream through a local nats-server and two `frameflow worker`s.
+cluster-demo: build
+	CLUSTER=1 OUT=demo-cluster bash scripts/demo.sh
+
 clean-demo:
-	rm -rf demo-out
+	rm -rf demo-out demo-cluster

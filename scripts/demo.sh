@@ -6,6 +6,9 @@
 #
 # Usage: scripts/demo.sh [SECONDS]
 #   env: FRAMEFLOW=path/to/binary  OUT=demo-out  INPUT=clip.mp4  SIZE=640x480  RATE=25  PORT=…
+#   CLUSTER=1 (make cluster-demo): the same stream through a pool: a local nats-server
+#   (JetStream, file storage in $OUT/nats) and two `frameflow worker`s; prints the pool's
+#   counters from the workers' /api/status.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -41,11 +44,14 @@ mkdir -p "$OUT"
 SERVER_LOG="$OUT/server.log"
 
 SERVER_PID=
+POOL_PIDS=()
 cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
+  for pid in "${POOL_PIDS[@]}" "$SERVER_PID"; do
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    fi
+  done
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -70,9 +76,28 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 
-echo "demo: frameflow run -i $URL -f emboss -o $OUT/frames --duration $DURATION"
+POOL=()
+WORKER_PORTS=()
+if [ "${CLUSTER:-}" = 1 ]; then
+  command -v nats-server >/dev/null || { echo "demo: nats-server is missing (scripts/install-deps.sh)" >&2; exit 1; }
+  NATS_PORT=$(free_port)
+  nats-server -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$OUT/nats" >"$OUT/nats.log" 2>&1 &
+  POOL_PIDS+=($!)
+  for _ in $(seq 1 100); do listening "$NATS_PORT" && break; sleep 0.1; done
+  NATS="nats://127.0.0.1:$NATS_PORT"
+  for i in 1 2; do
+    wp=$(free_port)
+    WORKER_PORTS+=("$wp")
+    "$BIN" worker --cluster "$NATS" --workers 1 --serve "$wp" >"$OUT/worker$i.log" 2>&1 &
+    POOL_PIDS+=($!)
+  done
+  echo "demo: a pool on $NATS: 2 workers (status on 127.0.0.1:${WORKER_PORTS[*]})"
+  POOL=(--cluster "$NATS")
+fi
+
+echo "demo: frameflow run -i $URL -f emboss -o $OUT/frames --duration $DURATION ${POOL[*]}"
 set +e
-"$BIN" run -i "$URL" -f emboss -o "$OUT/frames" --duration "$DURATION" --stats-json "$OUT/stats.json"
+"$BIN" run -i "$URL" -f emboss -o "$OUT/frames" --duration "$DURATION" --stats-json "$OUT/stats.json" "${POOL[@]}"
 rc=$?
 set -e
 
@@ -89,4 +114,12 @@ if [ -f "$OUT/stats.json" ]; then
   echo "demo: stats ($OUT/stats.json):"
   python3 -m json.tool "$OUT/stats.json" 2>/dev/null || cat "$OUT/stats.json"
 fi
+for i in "${!WORKER_PORTS[@]}"; do
+  echo "demo: worker $((i + 1)) (http://127.0.0.1:${WORKER_PORTS[$i]}/api/status):"
+  python3 - "${WORKER_PORTS[$i]}" <<'PY' || true
+import json, sys, urllib.request
+with urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/api/status", timeout=5) as r:
+    print(json.dumps(json.load(r).get("worker"), indent=2))
+PY
+done
 exit "$rc"
