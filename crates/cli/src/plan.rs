@@ -679,6 +679,25 @@ mod tests {
     }
 
     #[test]
+    fn a_config_names_the_cluster_for_every_stream() {
+        let (_d, path) = config(
+            "cluster = \"nats://127.0.0.1:4222\"\nnats_creds = \"pool.creds\"\n\
+             [[stream]]\ninput = \"a.mp4\"\nout = \"oa\"\n",
+        );
+        let p = plan(&["run", "--config", &path]).unwrap();
+        assert_eq!(
+            p.cluster,
+            Some((
+                "nats://127.0.0.1:4222".to_string(),
+                Some(std::path::PathBuf::from("pool.creds"))
+            ))
+        );
+        let (_d, path) = config("[[stream]]\ninput = \"a.mp4\"\ncluster = \"nats://x:1\"\n");
+        let e = plan(&["run", "--config", &path]).err().unwrap_or_default();
+        assert!(e.contains("belongs at the top of the file"), "{e}");
+    }
+
+    #[test]
     fn stream_flags_beside_a_config_are_refused() {
         let (_d, path) = config("[[stream]]\ninput = \"a.mp4\"\n");
         let e = plan(&["run", "--config", &path, "--quality", "50"])

@@ -787,3 +787,30 @@ fn a_live_stream_goes_through_the_pool_in_order_and_overload_drops_whole_chunks(
     assert_eq!(list_dir(&out), frame_names(0..written as usize, "jpg"));
     eprintln!("slow pool: {written} written, {dropped} dropped (whole chunks)");
 }
+
+#[test]
+fn a_token_server_takes_the_token_in_the_url() {
+    let tmp = tempdir();
+    let t = tmp.path();
+    let token = "tok-9f8e7d";
+    let server = NatsServer::start(&["--auth", token]);
+    let h = clip(t, "c.mp4", 1.0, 25);
+    let _w = worker(&server.url_with(token), 1, &t.join("w.log"));
+    let run = assert_same_as_local(t, "token", &server.url_with(token), &["-i", &s(&h), "-v"]);
+    assert!(!run.stderr.contains(token), "{}", run.describe());
+    let out = t.join("refused");
+    let run = frameflow(
+        [
+            "run",
+            "-i",
+            &s(&h),
+            "-o",
+            &s(&out),
+            "--cluster",
+            &server.url_with("tok-wrong"),
+        ],
+        T,
+    );
+    run.assert_code(1);
+    assert!(!run.stderr.contains("tok-wrong"), "{}", run.describe());
+}
