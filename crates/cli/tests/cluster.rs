@@ -745,6 +745,8 @@ fn a_live_stream_goes_through_the_pool_in_order_and_overload_drops_whole_chunks(
                 &s(&stats),
                 "--cluster",
                 &url,
+                "--overload",
+                overload,
             ],
             T,
         );
