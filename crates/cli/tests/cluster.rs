@@ -39,6 +39,30 @@ fn worker(url: &str, threads: u32, log: &Path) -> KillOnDrop {
     KillOnDrop(child)
 }
 
+/// `frameflow ARGS` in the background, its stderr kept (see [`finish`]).
+fn owner(args: &[&str]) -> KillOnDrop {
+    KillOnDrop(
+        Command::new(bin())
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("frameflow"),
+    )
+}
+
+/// Waits for a background run: its exit status, whether it timed out, its stderr.
+fn finish(p: &mut KillOnDrop) -> (Option<std::process::ExitStatus>, bool, String) {
+    let (status, timed_out) = wait_deadline(&mut p.0, T);
+    let mut err = String::new();
+    if let Some(mut e) = p.0.stderr.take() {
+        use std::io::Read as _;
+        let _ = e.read_to_string(&mut err);
+    }
+    (status, timed_out, err)
+}
+
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     std::fs::read_dir(dir)
         .map(|rd| {
@@ -168,16 +192,17 @@ fn killed_workers_lose_nothing() {
     let mut workers: Vec<KillOnDrop> = (0..2)
         .map(|i| worker(&url, 1, &t.join(format!("w{i}.log"))))
         .collect();
-    let mut owner = KillOnDrop(
-        Command::new(bin())
-            .args(["run", "-i", &h, "-f", "gaussian_blur=6", "-o", &s(&remote)])
-            .args(["--cluster", &url])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut owner = owner(&[
+        "run",
+        "-i",
+        &h,
+        "-f",
+        "gaussian_blur=6",
+        "-o",
+        &s(&remote),
+        "--cluster",
+        &url,
+    ]);
     // SIGKILL a worker mid-chunk three times, each time starting a new one.
     let mut killed = 0;
     let started = Instant::now();
@@ -194,12 +219,7 @@ fn killed_workers_lose_nothing() {
         workers.push(worker(&url, 1, &t.join(format!("w{next}.log"))));
         next += 1;
     }
-    let (status, timed_out) = wait_deadline(&mut owner.0, T);
-    let mut err = String::new();
-    if let Some(mut e) = owner.0.stderr.take() {
-        use std::io::Read as _;
-        let _ = e.read_to_string(&mut err);
-    }
+    let (status, timed_out, err) = finish(&mut owner);
     assert!(!timed_out, "the job never finished\n{err}");
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");
     assert!(
@@ -327,24 +347,17 @@ fn a_server_restart_mid_run_loses_nothing() {
         .map(|i| worker(&url, 1, &t.join(format!("w{i}.log"))))
         .collect();
     let remote = t.join("cluster");
-    let mut owner = KillOnDrop(
-        Command::new(bin())
-            .args([
-                "run",
-                "-i",
-                &h,
-                "-f",
-                "gaussian_blur=12,gaussian_blur=12",
-                "-o",
-                &s(&remote),
-            ])
-            .args(["--cluster", &url])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut owner = owner(&[
+        "run",
+        "-i",
+        &h,
+        "-f",
+        "gaussian_blur=12, gaussian_blur=12",
+        "-o",
+        &s(&remote),
+        "--cluster",
+        &url,
+    ]);
     // Restarted once the job is under way.
     let start = Instant::now();
     while list_dir(&remote)
@@ -361,12 +374,7 @@ fn a_server_restart_mid_run_loses_nothing() {
         "the job ended before the server restart"
     );
     server.restart();
-    let (status, timed_out) = wait_deadline(&mut owner.0, T);
-    let mut err = String::new();
-    if let Some(mut e) = owner.0.stderr.take() {
-        use std::io::Read as _;
-        let _ = e.read_to_string(&mut err);
-    }
+    let (status, timed_out, err) = finish(&mut owner);
     assert!(!timed_out, "{err}");
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{err}");
     let (want, got) = (files(&local), files(&remote));
@@ -390,16 +398,17 @@ fn a_restarted_job_owner_continues_gap_free() {
     let h = s(&clip(t, "long.mp4", 8.0, 25));
     let _w = worker(&url, 2, &t.join("w.log"));
     let out = t.join("out");
-    let mut owner = KillOnDrop(
-        Command::new(bin())
-            .args(["run", "-i", &h, "-f", "gaussian_blur=5", "-o", &s(&out)])
-            .args(["--cluster", &url])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut owner = owner(&[
+        "run",
+        "-i",
+        &h,
+        "-f",
+        "gaussian_blur=5",
+        "-o",
+        &s(&out),
+        "--cluster",
+        &url,
+    ]);
     // Killed once some frames are written.
     let start = Instant::now();
     while list_dir(&out)
@@ -454,16 +463,19 @@ fn with_no_worker_the_status_says_so_and_nothing_is_lost() {
     frameflow(["run", "-i", &h, "-f", "emboss", "-o", &s(&local)], T).assert_success();
     let remote = t.join("cluster");
     let stats = t.join("stats.json");
-    let mut owner = KillOnDrop(
-        Command::new(bin())
-            .args(["run", "-i", &h, "-f", "emboss", "-o", &s(&remote)])
-            .args(["--cluster", &url, "--stats-json", &s(&stats)])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut owner = owner(&[
+        "run",
+        "-i",
+        &h,
+        "-f",
+        "emboss",
+        "-o",
+        &s(&remote),
+        "--cluster",
+        &url,
+        "--stats-json",
+        &s(&stats),
+    ]);
     let start = Instant::now();
     loop {
         let state = std::fs::read_to_string(&stats)
@@ -477,12 +489,7 @@ fn with_no_worker_the_status_says_so_and_nothing_is_lost() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let _w = worker(&url, 2, &t.join("w.log"));
-    let (status, timed_out) = wait_deadline(&mut owner.0, T);
-    let mut err = String::new();
-    if let Some(mut e) = owner.0.stderr.take() {
-        use std::io::Read as _;
-        let _ = e.read_to_string(&mut err);
-    }
+    let (status, timed_out, err) = finish(&mut owner);
     assert!(
         !timed_out && status.and_then(|s| s.code()) == Some(0),
         "{err}"
@@ -597,16 +604,18 @@ fn a_worker_cut_off_the_network_loses_nothing() {
     let far = ns.worker(&url, &t.join("far.log"));
     // Only the far worker at first, so it surely holds a chunk when the link goes down.
     let remote = t.join("cluster");
-    let mut owner = KillOnDrop(
-        Command::new(bin())
-            .args(["run", "-i", &h, "-f", chain, "-o", &s(&remote), "-v"])
-            .args(["--cluster", &url])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut owner = owner(&[
+        "run",
+        "-i",
+        &h,
+        "-f",
+        chain,
+        "-o",
+        &s(&remote),
+        "-v",
+        "--cluster",
+        &url,
+    ]);
     let start = Instant::now();
     while list_dir(&remote)
         .iter()
@@ -622,12 +631,7 @@ fn a_worker_cut_off_the_network_loses_nothing() {
     let near = worker(&url, 2, &t.join("near.log"));
     std::thread::sleep(Duration::from_secs(20).saturating_sub(cut.elapsed()));
     ns.link(true);
-    let (status, timed_out) = wait_deadline(&mut owner.0, T);
-    let mut err = String::new();
-    if let Some(mut e) = owner.0.stderr.take() {
-        use std::io::Read as _;
-        let _ = e.read_to_string(&mut err);
-    }
+    let (status, timed_out, err) = finish(&mut owner);
     drop((far, near));
     assert!(
         !timed_out && status.and_then(|s| s.code()) == Some(0),
@@ -673,15 +677,7 @@ fn a_chunk_that_kills_every_worker_ends_as_failed_frames_and_the_job_goes_on() {
         )
     };
     let out = t.join("out");
-    let mut owner = KillOnDrop(
-        Command::new(bin())
-            .args(["run", "-i", &h, "-o", &s(&out), "--cluster", &url])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut owner = owner(&["run", "-i", &h, "-o", &s(&out), "--cluster", &url]);
     // Two workers at all times: a dead one is replaced.
     let mut workers: Vec<KillOnDrop> = (0..2).map(spawn).collect();
     let mut started = 2;
@@ -696,12 +692,8 @@ fn a_chunk_that_kills_every_worker_ends_as_failed_frames_and_the_job_goes_on() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let code = owner.0.wait().unwrap().code();
-    let mut err = String::new();
-    if let Some(mut e) = owner.0.stderr.take() {
-        use std::io::Read as _;
-        let _ = e.read_to_string(&mut err);
-    }
+    let (status, _, err) = finish(&mut owner);
+    let code = status.and_then(|s| s.code());
     assert_eq!(code, Some(1), "{err}");
     assert!(
         started >= 5,
