@@ -102,22 +102,9 @@ impl ChunkWorker {
             waiting.entry(p.rank).or_default().push_back(*p);
         }
         let mut left = picks.len();
-        let fail_rest = |why: &str,
-                         waiting: &mut BTreeMap<u32, VecDeque<Pick>>,
-                         base: &ResultHeader,
-                         done: &mut ChunkDone,
-                         emit: &mut dyn FnMut(u64, Vec<u8>) -> bool| {
-            for pick in std::mem::take(waiting).into_values().flatten() {
-                done.failed += 1;
-                if !emit(pick.seq, wire::failed_result(base, pick, why.to_string())) {
-                    done.interrupted = true;
-                    return;
-                }
-            }
-        };
         let Some(format) = ImageFormat::from_extension(&spec.format) else {
             let why = format!("unknown output format '{}'", spec.format);
-            fail_rest(&why, &mut waiting, &base, &mut done, emit);
+            fail_all(&why, &mut waiting, &base, &mut done, emit);
             return Ok(done);
         };
         let encode = EncodeOptions {
@@ -132,7 +119,7 @@ impl ChunkWorker {
             match Renderer::new(&spec.chain, encode) {
                 Ok(r) => self.renderer = Some(r),
                 Err(e) => {
-                    fail_rest(&e.to_string(), &mut waiting, &base, &mut done, emit);
+                    fail_all(&e.to_string(), &mut waiting, &base, &mut done, emit);
                     return Ok(done);
                 }
             }
@@ -158,7 +145,7 @@ impl ChunkWorker {
         let mut source = match opened {
             Ok(s) => s,
             Err(e) => {
-                fail_rest(&e.to_string(), &mut waiting, &base, &mut done, emit);
+                fail_all(&e.to_string(), &mut waiting, &base, &mut done, emit);
                 return Ok(done);
             }
         };
@@ -231,7 +218,24 @@ impl ChunkWorker {
         if source.damage().any() {
             why = format!("{why} ({})", source.damage());
         }
-        fail_rest(&why, &mut waiting, &base, &mut done, emit);
+        fail_all(&why, &mut waiting, &base, &mut done, emit);
         Ok(done)
+    }
+}
+
+/// Sends a failed result, saying `why`, for every pick still `waiting`; counts them.
+fn fail_all(
+    why: &str,
+    waiting: &mut BTreeMap<u32, VecDeque<Pick>>,
+    base: &ResultHeader,
+    done: &mut ChunkDone,
+    emit: &mut dyn FnMut(u64, Vec<u8>) -> bool,
+) {
+    for pick in std::mem::take(waiting).into_values().flatten() {
+        done.failed += 1;
+        if !emit(pick.seq, wire::failed_result(base, pick, why.to_string())) {
+            done.interrupted = true;
+            return;
+        }
     }
 }

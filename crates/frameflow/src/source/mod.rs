@@ -424,50 +424,17 @@ impl Source {
         stop: Arc<AtomicBool>,
     ) -> Result<Source, SourceError> {
         let demux = open_input(spec, opts, stop)?;
+        let VideoStream {
+            index: stream_index,
+            time_base,
+            params,
+            frame_rate,
+            duration: duration_s,
+            bit_rate,
+            width,
+            height,
+        } = best_video_stream(&demux, spec, opts)?;
         let input = demux.input();
-        let (stream_index, time_base, params, frame_rate, duration_s) = {
-            let Some(stream) = input.streams().best(ff::media::Type::Video) else {
-                let streams = input
-                    .streams()
-                    .map(|s| format!("{:?} {:?}", s.parameters().medium(), s.parameters().id()))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                return Err(SourceError::NoVideo {
-                    input: spec.raw.clone(),
-                    streams: if streams.is_empty() {
-                        "none".into()
-                    } else {
-                        streams
-                    },
-                });
-            };
-            let afr = stream.avg_frame_rate();
-            let rate = (afr.denominator() != 0 && afr.numerator() > 0).then(|| f64::from(afr));
-            let dur = input.duration();
-            let duration_s = (dur > 0).then(|| dur as f64 / f64::from(ffi::AV_TIME_BASE));
-            (
-                stream.index(),
-                stream.time_base(),
-                stream.parameters(),
-                rate,
-                duration_s,
-            )
-        };
-        // SAFETY: reading plain fields of the stream's codec parameters.
-        let (bit_rate, width, height) = unsafe {
-            let p = &*params.as_ptr();
-            (p.bit_rate, p.width, p.height)
-        };
-        if let (Ok(w), Ok(h)) = (u32::try_from(width), u32::try_from(height))
-            && u64::from(w) * u64::from(h) > opts.max_pixels
-        {
-            return Err(SourceError::TooManyPixels {
-                input: spec.raw.clone(),
-                width: w,
-                height: h,
-                limit: opts.max_pixels,
-            });
-        }
         let bits_per_pixel = match frame_rate {
             Some(r) if bit_rate > 0 && width > 0 && height > 0 => {
                 Some(bit_rate as f64 / (f64::from(width) * f64::from(height) * r))
@@ -602,75 +569,49 @@ impl Source {
 
     fn read_and_send(&mut self) -> Result<(), SourceError> {
         loop {
-            if self.spec.is_live() {
-                self.demux.interrupt().arm(Some(self.opts.timeout));
-            }
-            // av_read_frame overwrites the packet without releasing what it held (the
-            // decoder took its own reference in send_packet): unreference it first, or
-            // every packet's data leaks (≈ the input's bitrate, forever, on a live input).
-            // SAFETY: the packet is ours and valid; unref leaves it blank and reusable.
-            unsafe { ffi::av_packet_unref(ff::packet::Mut::as_mut_ptr(&mut self.packet)) };
-            let res = {
-                let _io = BlockingIo::enter();
-                self.packet.read(self.demux.input_mut())
-            };
-            let timed_out = self.demux.interrupt().timed_out.load(Ordering::Relaxed);
-            self.demux.interrupt().arm(None);
-            match res {
-                Ok(()) => {
-                    if self.packet.stream() != self.stream_index {
-                        continue;
-                    }
-                    if self.opts.keyframes_only && !self.packet.is_key() {
-                        self.skipped_packets += 1;
-                        continue;
-                    }
-                    if self.packet.is_corrupt() {
-                        self.damage.corrupt_packets += 1;
-                        tracing::debug!(input = %self.spec.raw, pts = ?self.packet.pts(), "corrupt packet");
-                    }
-                    match self.decoder.send_packet(&self.packet) {
-                        Ok(()) => return Ok(()),
-                        Err(ff::Error::Other { errno }) if errno == libc::EAGAIN => return Ok(()),
-                        Err(e) => {
-                            self.note_decode_error(&e);
-                            continue;
-                        }
-                    }
-                }
-                Err(ff::Error::Eof) => {
+            let got = read_video_packet(
+                &mut self.demux,
+                &mut self.packet,
+                self.stream_index,
+                &self.spec,
+                &self.opts,
+                self.frames_out,
+            );
+            match got {
+                Ok(true) => {}
+                Ok(false) => {
+                    // The end, or a stop: let the decoder hand out what it holds.
                     self.start_drain();
                     return Ok(());
                 }
-                Err(e) => {
-                    if self.demux.interrupt().stop.load(Ordering::Relaxed) {
-                        // Shutdown requested: end cleanly, keeping what was decoded.
-                        self.start_drain();
-                        return Ok(());
-                    }
-                    let rw_timeout =
-                        matches!(e, ff::Error::Other { errno } if errno == libc::ETIMEDOUT);
-                    // Only our interrupt callback makes a read give up with AVERROR_EXIT,
-                    // and with no stop asked that is its deadline (seen on udp:// and srt://,
-                    // whose reads run on threads of their own).
-                    let deadline = matches!(e, ff::Error::Exit);
-                    if timed_out || rw_timeout || deadline {
-                        return Err(SourceError::Stalled {
-                            input: self.spec.raw.clone(),
-                            secs: self.opts.timeout.as_secs_f64(),
-                            frames: self.frames_out,
-                        });
-                    }
-                    let mut reason = err_string(e);
+                Err(SourceError::Read {
+                    input,
+                    frames,
+                    mut reason,
+                }) => {
                     if let Some(hint) = self.read_hint() {
                         reason.push_str(hint);
                     }
                     return Err(SourceError::Read {
-                        input: self.spec.raw.clone(),
-                        frames: self.frames_out,
+                        input,
+                        frames,
                         reason,
                     });
                 }
+                Err(e) => return Err(e),
+            }
+            if self.opts.keyframes_only && !self.packet.is_key() {
+                self.skipped_packets += 1;
+                continue;
+            }
+            if self.packet.is_corrupt() {
+                self.damage.corrupt_packets += 1;
+                tracing::debug!(input = %self.spec.raw, pts = ?self.packet.pts(), "corrupt packet");
+            }
+            match self.decoder.send_packet(&self.packet) {
+                Ok(()) => return Ok(()),
+                Err(ff::Error::Other { errno }) if errno == libc::EAGAIN => return Ok(()),
+                Err(e) => self.note_decode_error(&e),
             }
         }
     }
@@ -744,10 +685,7 @@ impl Source {
     fn meta(&self) -> FrameMeta {
         let ts = self.frame.timestamp().or(self.frame.pts());
         let pts_ms = match ts {
-            Some(t) if self.time_base.denominator() != 0 => {
-                (i128::from(t) * 1000 * i128::from(self.time_base.numerator())
-                    / i128::from(self.time_base.denominator())) as i64
-            }
+            Some(t) if self.time_base.denominator() != 0 => packets::ts_to_ms(t, self.time_base),
             _ => match self.info.frame_rate {
                 Some(r) if r > 0.0 => (self.frames_out as f64 * 1000.0 / r) as i64,
                 _ => self.frames_out as i64,
@@ -788,6 +726,132 @@ fn decoder_threads(share: DecodeShare, bits_per_pixel: Option<f64>) -> c_int {
         DecodeShare::All => cores,
     };
     n.clamp(1, 16) as c_int
+}
+
+/// The input's best video stream and the facts a reader needs about it.
+pub(crate) struct VideoStream {
+    pub(crate) index: usize,
+    pub(crate) time_base: ff::Rational,
+    pub(crate) params: ff::codec::Parameters,
+    /// Average frame rate, if known.
+    pub(crate) frame_rate: Option<f64>,
+    /// Container duration in seconds, if known.
+    pub(crate) duration: Option<f64>,
+    pub(crate) bit_rate: i64,
+    pub(crate) width: c_int,
+    pub(crate) height: c_int,
+}
+
+/// Picks the best video stream of an open input (none: `NoVideo`, listing what there
+/// is) and refuses it if its frames are larger than `--max-pixels`, from the header,
+/// before any buffer of that size exists.
+fn best_video_stream(
+    demux: &Demuxer,
+    spec: &InputSpec,
+    opts: &OpenOptions,
+) -> Result<VideoStream, SourceError> {
+    let input = demux.input();
+    let Some(stream) = input.streams().best(ff::media::Type::Video) else {
+        let streams = input
+            .streams()
+            .map(|s| format!("{:?} {:?}", s.parameters().medium(), s.parameters().id()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(SourceError::NoVideo {
+            input: spec.raw.clone(),
+            streams: if streams.is_empty() {
+                "none".into()
+            } else {
+                streams
+            },
+        });
+    };
+    let afr = stream.avg_frame_rate();
+    let frame_rate = (afr.denominator() != 0 && afr.numerator() > 0).then(|| f64::from(afr));
+    let dur = input.duration();
+    let duration = (dur > 0).then(|| dur as f64 / f64::from(ffi::AV_TIME_BASE));
+    let params = stream.parameters();
+    // SAFETY: reading plain fields of the stream's codec parameters.
+    let (bit_rate, width, height) = unsafe {
+        let p = &*params.as_ptr();
+        (p.bit_rate, p.width, p.height)
+    };
+    if let (Ok(w), Ok(h)) = (u32::try_from(width), u32::try_from(height))
+        && u64::from(w) * u64::from(h) > opts.max_pixels
+    {
+        return Err(SourceError::TooManyPixels {
+            input: spec.raw.clone(),
+            width: w,
+            height: h,
+            limit: opts.max_pixels,
+        });
+    }
+    Ok(VideoStream {
+        index: stream.index(),
+        time_base: stream.time_base(),
+        params,
+        frame_rate,
+        duration,
+        bit_rate,
+        width,
+        height,
+    })
+}
+
+/// Reads the next packet of stream `index` into `packet`, with a live input's stall
+/// deadline armed. `Ok(true)`: a packet; `Ok(false)`: the end of the input, or a stop cut
+/// the read short. `frames`: how far the input got, for the error.
+fn read_video_packet(
+    demux: &mut Demuxer,
+    packet: &mut ff::Packet,
+    index: usize,
+    spec: &InputSpec,
+    opts: &OpenOptions,
+    frames: u64,
+) -> Result<bool, SourceError> {
+    loop {
+        if spec.is_live() {
+            demux.interrupt().arm(Some(opts.timeout));
+        }
+        // av_read_frame overwrites the packet without releasing what it held (a decoder
+        // takes its own reference in send_packet): unreference it first, or every
+        // packet's data leaks (≈ the input's bitrate, forever, on a live input).
+        // SAFETY: the packet is ours and valid; unref leaves it blank and reusable.
+        unsafe { ffi::av_packet_unref(ff::packet::Mut::as_mut_ptr(packet)) };
+        let res = {
+            let _io = BlockingIo::enter();
+            packet.read(demux.input_mut())
+        };
+        let timed_out = demux.interrupt().timed_out.load(Ordering::Relaxed);
+        demux.interrupt().arm(None);
+        match res {
+            Ok(()) if packet.stream() != index => continue,
+            Ok(()) => return Ok(true),
+            Err(ff::Error::Eof) => return Ok(false),
+            // Shutdown requested: end cleanly, keeping what was read.
+            Err(_) if demux.interrupt().stop.load(Ordering::Relaxed) => return Ok(false),
+            Err(e) => {
+                let rw_timeout =
+                    matches!(e, ff::Error::Other { errno } if errno == libc::ETIMEDOUT);
+                // Only our interrupt callback makes a read give up with AVERROR_EXIT, and
+                // with no stop asked that is its deadline (seen on udp:// and srt://, whose
+                // reads run on threads of their own).
+                let deadline = matches!(e, ff::Error::Exit);
+                if timed_out || rw_timeout || deadline {
+                    return Err(SourceError::Stalled {
+                        input: spec.raw.clone(),
+                        secs: opts.timeout.as_secs_f64(),
+                        frames,
+                    });
+                }
+                return Err(SourceError::Read {
+                    input: spec.raw.clone(),
+                    frames,
+                    reason: err_string(e),
+                });
+            }
+        }
+    }
 }
 
 /// Opens the container (with the timeouts and probing settings) without a decoder.

@@ -5,7 +5,8 @@
 //! exactly what a local run's decoder sees, and its timestamps are the same.
 
 use super::{
-    BlockingIo, Demuxer, InputSpec, OpenOptions, SourceError, StreamInfo, err_string, open_input,
+    Demuxer, InputSpec, OpenOptions, SourceError, StreamInfo, best_video_stream, err_string,
+    open_input, read_video_packet,
 };
 use ffmpeg_next as ff;
 use std::sync::Arc;
@@ -53,45 +54,18 @@ impl PacketReader {
         stop: Arc<AtomicBool>,
     ) -> Result<PacketReader, SourceError> {
         let demux = open_input(spec, opts, stop)?;
+        let v = best_video_stream(&demux, spec, opts)?;
         let input = demux.input();
-        let Some(stream) = input.streams().best(ff::media::Type::Video) else {
-            return Err(SourceError::NoVideo {
-                input: spec.raw.clone(),
-                streams: "no video stream".into(),
-            });
-        };
-        let params = stream.parameters();
-        let afr = stream.avg_frame_rate();
-        let frame_rate = (afr.denominator() != 0 && afr.numerator() > 0).then(|| f64::from(afr));
-        let dur = input.duration();
-        let duration = (dur > 0).then(|| dur as f64 / f64::from(ff::ffi::AV_TIME_BASE));
-        // SAFETY: reading plain fields of the stream's codec parameters.
-        let (width, height) = unsafe {
-            let p = &*params.as_ptr();
-            (p.width, p.height)
-        };
-        let (w, h) = (
-            u32::try_from(width).unwrap_or(0),
-            u32::try_from(height).unwrap_or(0),
-        );
-        if u64::from(w) * u64::from(h) > opts.max_pixels {
-            return Err(SourceError::TooManyPixels {
-                input: spec.raw.clone(),
-                width: w,
-                height: h,
-                limit: opts.max_pixels,
-            });
-        }
         let info = StreamInfo {
-            codec: params.id().name().to_string(),
-            width: w,
-            height: h,
+            codec: v.params.id().name().to_string(),
+            width: u32::try_from(v.width).unwrap_or(0),
+            height: u32::try_from(v.height).unwrap_or(0),
             pix_fmt: String::new(),
-            frame_rate,
-            duration,
+            frame_rate: v.frame_rate,
+            duration: v.duration,
             format: input.format().name().to_string(),
         };
-        let (stream_index, time_base) = (stream.index(), stream.time_base());
+        let (stream_index, time_base, params) = (v.index, v.time_base, v.params);
         Ok(PacketReader {
             demux,
             stream_index,
@@ -119,51 +93,28 @@ impl PacketReader {
         ts_to_ms(ts, self.time_base)
     }
 
-    /// The next video packet; `Ok(None)` at the end of the input.
+    /// The next video packet; `Ok(None)` at the end of the input (or at a stop).
     pub fn next_packet(&mut self) -> Result<Option<RawPacket>, SourceError> {
-        loop {
-            if self.spec.is_live() {
-                self.demux.interrupt().arm(Some(self.opts.timeout));
-            }
-            let res = {
-                let _io = BlockingIo::enter();
-                self.packet.read(self.demux.input_mut())
-            };
-            let timed_out = self.demux.interrupt().timed_out.load(Ordering::Relaxed);
-            self.demux.interrupt().arm(None);
-            match res {
-                Ok(()) if self.packet.stream() != self.stream_index => continue,
-                Ok(()) => {
-                    self.packets_read += 1;
-                    return Ok(Some(RawPacket {
-                        data: self.packet.data().map(<[u8]>::to_vec).unwrap_or_default(),
-                        pts: self.packet.pts(),
-                        dts: self.packet.dts(),
-                        duration: self.packet.duration(),
-                        key: self.packet.is_key(),
-                        corrupt: self.packet.is_corrupt(),
-                    }));
-                }
-                Err(ff::Error::Eof) => return Ok(None),
-                Err(_) if self.demux.interrupt().stop.load(Ordering::Relaxed) => return Ok(None),
-                Err(e) => {
-                    let deadline = matches!(e, ff::Error::Exit)
-                        || matches!(e, ff::Error::Other { errno } if errno == libc::ETIMEDOUT);
-                    if timed_out || deadline {
-                        return Err(SourceError::Stalled {
-                            input: self.spec.raw.clone(),
-                            secs: self.opts.timeout.as_secs_f64(),
-                            frames: self.packets_read,
-                        });
-                    }
-                    return Err(SourceError::Read {
-                        input: self.spec.raw.clone(),
-                        frames: self.packets_read,
-                        reason: err_string(e),
-                    });
-                }
-            }
+        let got = read_video_packet(
+            &mut self.demux,
+            &mut self.packet,
+            self.stream_index,
+            &self.spec,
+            &self.opts,
+            self.packets_read,
+        )?;
+        if !got {
+            return Ok(None);
         }
+        self.packets_read += 1;
+        Ok(Some(RawPacket {
+            data: self.packet.data().map(<[u8]>::to_vec).unwrap_or_default(),
+            pts: self.packet.pts(),
+            dts: self.packet.dts(),
+            duration: self.packet.duration(),
+            key: self.packet.is_key(),
+            corrupt: self.packet.is_corrupt(),
+        }))
     }
 
     /// Packs `packets` (of this input's video stream, in decode order) into a NUT file's
@@ -184,7 +135,8 @@ impl PacketReader {
     }
 }
 
-/// `ts` in `tb` units, in ms (rounded toward zero, as local runs compute frame times).
+/// `ts` in `tb` units, in ms (rounded toward zero): how a decoded frame's time is
+/// computed, and the job owner's packet times with it.
 pub(crate) fn ts_to_ms(ts: i64, tb: ff::Rational) -> i64 {
     if tb.denominator() == 0 {
         return ts;
