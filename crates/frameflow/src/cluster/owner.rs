@@ -129,6 +129,11 @@ pub fn run_owner(
     opts: &OwnerOptions,
 ) -> Result<RunOutcome, PipelineError> {
     let mut reader = PacketReader::open(&cfg.input, &cfg.open, control.stop.clone())?;
+    let info = reader.info();
+    tracing::info!(
+        input = %cfg.input.raw, format = %info.format, codec = %info.codec,
+        width = info.width, height = info.height, "opened input (demuxing only)"
+    );
     let spec = JobSpec {
         chain: cfg.chain.to_string(),
         format: cfg.encode.format.extension().to_string(),

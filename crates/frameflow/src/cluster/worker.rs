@@ -58,12 +58,6 @@ impl ChunkWorker {
         }
     }
 
-    /// The job a chunk message belongs to, and its number.
-    pub fn peek(msg: &[u8]) -> Result<(String, u64), WorkError> {
-        let (h, _) = wire::decode_chunk(msg)?;
-        Ok((h.job, h.chunk))
-    }
-
     /// Decodes the chunk in `msg` and makes its picked frames, handing each result
     /// message to `emit` as soon as it is made (`emit` returns false to stop). Every pick
     /// gets a result: a frame, or a failure saying why.

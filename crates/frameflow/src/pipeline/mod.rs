@@ -890,8 +890,6 @@ pub struct RemoteEnd {
     pub error: Option<SourceError>,
     /// Ended by the stop flag before the input ended or the limits were reached.
     pub stopped: bool,
-    /// Damaged data the workers met.
-    pub damage: Damage,
 }
 
 /// Runs one stream whose frames are decoded, filtered and encoded elsewhere: opens the
@@ -918,7 +916,7 @@ pub fn run_remote(
         error: end.error,
         stopped: end.stopped,
     };
-    Ok(shared.outcome(first_index, end.damage, ended))
+    Ok(shared.outcome(first_index, Damage::default(), ended))
 }
 
 /// A name of the right extension for a stream's temporary files (the real name is given
@@ -1018,11 +1016,6 @@ impl Selector {
             considered: 0,
             next_fps_ms: None,
         }
-    }
-
-    /// Where the selection starts (ms of stream time).
-    pub fn start_ms(&self) -> f64 {
-        self.start_ms
     }
 
     /// Whether a frame at `rel_ms` is past the end of the selection (`--duration`):

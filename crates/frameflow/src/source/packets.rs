@@ -83,11 +83,6 @@ impl PacketReader {
         &self.info
     }
 
-    /// The video stream's time base.
-    pub fn time_base(&self) -> (i32, i32) {
-        (self.time_base.numerator(), self.time_base.denominator())
-    }
-
     /// `ts` (in the stream's time base) in ms, as [`super::Source`] computes a frame's.
     pub fn ts_ms(&self, ts: i64) -> i64 {
         ts_to_ms(ts, self.time_base)
